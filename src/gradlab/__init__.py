@@ -1,0 +1,1 @@
+"""gradlab: reproducible experiments on vanishing and exploding gradients in recurrent networks."""

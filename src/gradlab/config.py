@@ -1,0 +1,313 @@
+"""Structured config schema for every Hydra entry point, and validation of the composed config.
+
+Hydra checks keys and types against the dataclasses below; `validate` checks ranges, choices and cross-field
+rules. Both run before any data or run folder is touched, and every error is one line that names the key, the
+bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+TASKS = ("adding", "copy", "first_token")
+MODELS = ("rnn", "lstm", "nfg_lstm")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+CLIP_MODES = ("none", "norm", "value")
+RECURRENT_INITS = ("default", "orthogonal")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed")
+LOGGER_MODES = ("offline", "online", "disabled")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message is the whole story, in one line."""
+
+
+@dataclass
+class AddingTask:
+    name: str = "adding"
+    seq_len: int = 100
+
+
+@dataclass
+class CopyTask:
+    name: str = "copy"
+    seq_len: int = 100
+    copy_len: int = 10
+    n_symbols: int = 8
+
+
+@dataclass
+class FirstTokenTask:
+    name: str = "first_token"
+    seq_len: int = 100
+    n_classes: int = 4
+    n_distractors: int = 4
+
+
+@dataclass
+class ModelConfig:
+    name: str = "lstm"
+    hidden_size: int = 64
+    num_layers: int = 1
+    recurrent_init: str = "default"
+    recurrent_gain: float = 1.0
+    forget_bias: float | None = None
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+
+
+@dataclass
+class ClipConfig:
+    mode: str = "none"
+    threshold: float | None = None
+    tag: str = "none"
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = 2000
+    batch_size: int = 64
+    val_every_n_steps: int = 100
+    log_every_n_steps: int = 1
+    accelerator: str = "auto"
+    devices: int = 1
+    precision: str = "32-true"
+    deterministic: bool = True
+
+
+@dataclass
+class ProbeConfig:
+    enabled: bool = False
+    every_n_steps: int = 100
+
+
+@dataclass
+class LoggerConfig:
+    mode: str = "offline"
+    project: str = "gradlab"
+    entity: str | None = None
+
+
+@dataclass
+class DataConfig:
+    n_train: int = 10000
+    n_val: int = 1000
+    n_test: int = 1000
+    seed: int = 1234
+
+
+@dataclass
+class TrainConfig:
+    task: Any = MISSING
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    seed: int = 0
+    run_name: str = MISSING
+    runs_dir: str = "runs"
+    data_dir: str = "data"
+    profile_name: str = "default"
+
+
+@dataclass
+class GenerateConfig:
+    task: Any = MISSING
+    data: DataConfig = field(default_factory=DataConfig)
+    data_dir: str = "data"
+
+
+def register_schemas() -> None:
+    """Put the schemas in Hydra's ConfigStore, where conf/ files name them in their defaults lists."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="generate_schema", node=GenerateConfig)
+    cs.store(group="task", name="adding_schema", node=AddingTask)
+    cs.store(group="task", name="copy_schema", node=CopyTask)
+    cs.store(group="task", name="first_token_schema", node=FirstTokenTask)
+
+
+register_schemas()
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+def _range(key: str, value: Any, ok: bool, rule: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is out of range: must be {rule}")
+
+
+def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not a valid choice; choose one of: {', '.join(choices)}")
+
+
+def validate_task(task: DictConfig) -> None:
+    """Ranges of the task group (shared by the generate and train entry points)."""
+    _choice("task.name", task.name, TASKS)
+    _range("task.seq_len", task.seq_len, task.seq_len >= 2, "an integer >= 2")
+    if task.name == "copy":
+        _range("task.copy_len", task.copy_len, task.copy_len >= 1, "an integer >= 1")
+        _range("task.n_symbols", task.n_symbols, task.n_symbols >= 2, "an integer >= 2")
+    if task.name == "first_token":
+        _range("task.n_classes", task.n_classes, task.n_classes >= 2, "an integer >= 2")
+        _range("task.n_distractors", task.n_distractors, task.n_distractors >= 1, "an integer >= 1")
+
+
+def validate_data(data: DictConfig) -> None:
+    for split in ("n_train", "n_val", "n_test"):
+        _range(f"data.{split}", data[split], data[split] >= 1, "an integer >= 1")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check ranges, choices and cross-field rules of a composed training config; raise ConfigError."""
+    validate_task(cfg.task)
+    validate_data(cfg.data)
+    m = cfg.model
+    _choice("model.name", m.name, MODELS)
+    _range("model.hidden_size", m.hidden_size, m.hidden_size >= 1, "an integer >= 1")
+    _range("model.num_layers", m.num_layers, m.num_layers >= 1, "an integer >= 1")
+    _choice("model.recurrent_init", m.recurrent_init, RECURRENT_INITS)
+    _range("model.recurrent_gain", m.recurrent_gain, m.recurrent_gain > 0, "a number > 0")
+    if m.forget_bias is not None and m.name != "lstm":
+        raise ConfigError(f"model.forget_bias={m.forget_bias!r} applies only to model=lstm, not {m.name}")
+    o = cfg.optim
+    _choice("optim.name", o.name, OPTIMIZERS)
+    _range("optim.lr", o.lr, o.lr > 0, "a number > 0")
+    _range("optim.weight_decay", o.weight_decay, o.weight_decay >= 0, "a number >= 0")
+    _range("optim.momentum", o.momentum, 0 <= o.momentum < 1, "a number in [0, 1)")
+    c = cfg.clip
+    _choice("clip.mode", c.mode, CLIP_MODES)
+    if c.mode == "none" and c.threshold is not None:
+        raise ConfigError(f"clip.threshold={c.threshold!r} has no effect with clip=none; use clip=norm or clip=value")
+    if c.mode != "none":
+        _range("clip.threshold", c.threshold, c.threshold is not None and c.threshold > 0, "a number > 0")
+    t = cfg.trainer
+    _range("trainer.max_steps", t.max_steps, t.max_steps >= 1, "an integer >= 1")
+    _range("trainer.batch_size", t.batch_size, t.batch_size >= 1, "an integer >= 1")
+    if t.batch_size > cfg.data.n_train:
+        raise ConfigError(
+            f"trainer.batch_size={t.batch_size} is larger than the training set (data.n_train={cfg.data.n_train})"
+        )
+    _range("trainer.val_every_n_steps", t.val_every_n_steps, t.val_every_n_steps >= 1, "an integer >= 1")
+    _range("trainer.log_every_n_steps", t.log_every_n_steps, t.log_every_n_steps >= 1, "an integer >= 1")
+    _choice("trainer.accelerator", t.accelerator, ACCELERATORS)
+    _range("trainer.devices", t.devices, t.devices >= 1, "an integer >= 1")
+    _choice("trainer.precision", t.precision, PRECISIONS)
+    _range("probe.every_n_steps", cfg.probe.every_n_steps, cfg.probe.every_n_steps >= 1, "an integer >= 1")
+    _choice("logger.mode", cfg.logger.mode, LOGGER_MODES)
+    if not re.fullmatch(r"[A-Za-z0-9._=+-]+", cfg.run_name):
+        raise ConfigError(f"run_name={cfg.run_name!r} is not a folder name: use letters, digits and . _ - + =")
+
+
+# ------------------------------------------------------------------------------------------ entry points
+
+
+def _group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _one_line(err: Exception) -> str:
+    """Hydra/OmegaConf composition errors, reworded as one line that names the value and the choices."""
+    if isinstance(err, MissingConfigException):
+        m = re.search(r"Could not find '([^'/]+)/([^']+)'", str(err))
+        if m:
+            group, value = m.groups()
+            options = [o for o in _group_options(group) if not o.endswith("_schema")]
+            return f"{group}={value!r} is not a valid choice; choose one of: {', '.join(options)}"
+    cause = err.__cause__ if isinstance(err, ConfigCompositionException) and err.__cause__ else err
+    if isinstance(cause, OmegaConfBaseException):
+        key = getattr(cause, "full_key", None) or ""
+        msg = str(cause).splitlines()[0]
+        if "not in struct" in str(cause) or "Key '" in msg and "not" in msg:
+            parent = key.rsplit(".", 1)[0] if "." in key else ""
+            node = OmegaConf.select(_base_config(), parent) if parent else _base_config()
+            valid = ", ".join(sorted(node.keys())) if isinstance(node, DictConfig) else "?"
+            where = f"under {parent}" if parent else "at the top level"
+            return f"unknown config key {key!r}; valid keys {where}: {valid}"
+        return f"{key}: {msg}" if key else msg
+    first = str(err).strip().splitlines()
+    return " ".join(line.strip() for line in first[:2]) if first else repr(err)
+
+
+@functools.lru_cache(maxsize=1)
+def _base_config() -> DictConfig:
+    return compose("config", [])
+
+
+def compose(config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose a config from conf/ in-process (tests and the pre-flight check use this)."""
+    GlobalHydra.instance().clear()
+    with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra.compose(config_name=config_name, overrides=overrides)
+
+
+def preflight(config_name: str, overrides: list[str], check: Callable[[DictConfig], None]) -> DictConfig:
+    """Compose and validate; raise ConfigError with a one-line message on any problem."""
+    try:
+        cfg = compose(config_name, overrides)
+        OmegaConf.resolve(cfg)
+    except (ConfigCompositionException, MissingConfigException, OverrideParseException,
+            OmegaConfBaseException) as err:
+        raise ConfigError(_one_line(err)) from err
+    check(cfg)
+    return cfg
+
+
+def entry(config_name: str, check: Callable[[DictConfig], None]) -> Callable:
+    """Decorator for pipelines/*.py: validate first (one-line error, exit 2, nothing written), then @hydra.main.
+
+    Multirun (-m) jobs are validated one by one inside the job, since a sweep is not one config.
+    """
+
+    def deco(task_fn: Callable[[DictConfig], Any]) -> Callable[[], None]:
+        def checked(cfg: DictConfig) -> Any:
+            try:
+                check(cfg)
+            except ConfigError as err:
+                sys.exit(f"error: {err}")
+            return task_fn(cfg)
+
+        hydra_main = hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")(checked)
+
+        @functools.wraps(task_fn)
+        def main() -> None:
+            args = sys.argv[1:]
+            flags = [a for a in args if a.startswith("-")]
+            if not flags:  # plain overrides: check them here, before Hydra creates anything
+                try:
+                    preflight(config_name, args, check)
+                except ConfigError as err:
+                    sys.exit(f"error: {err}")
+                GlobalHydra.instance().clear()
+            hydra_main()
+
+        return main
+
+    return deco

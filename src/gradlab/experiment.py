@@ -1,0 +1,123 @@
+"""One training run from a validated config: data -> model -> Lightning Trainer -> runs/<run_name>/."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import WandbLogger
+
+from gradlab.data import SequenceData
+from gradlab.module import RecurrentModule
+from gradlab.tasks import SPLITS, empirical_baseline, ensure_dataset, task_spec
+from gradlab.tracking import PlainProgress, make_loggers, wandb_run_dir, write_json
+
+# Lightning's banner lines (GPU available, tips) and known-harmless warnings would bury the lines that matter.
+logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+logging.getLogger("lightning_fabric").setLevel(logging.WARNING)
+for _pattern in (".*Experiment logs directory.*", ".*isinstance\\(treespec, LeafSpec\\).*"):
+    warnings.filterwarnings("ignore", message=_pattern)
+
+
+def data_sizes(cfg: DictConfig) -> dict[str, int]:
+    return {s: int(cfg.data[f"n_{s}"]) for s in SPLITS}
+
+
+def prepare_data(cfg: DictConfig) -> SequenceData:
+    """Make sure data/<task>/T<seq_len>/ exists (generate it if absent) and load it, checking every file."""
+    folder, generated = ensure_dataset(cfg.data_dir, cfg.task, data_sizes(cfg), cfg.data.seed)
+    if generated:
+        print(f"generated data set {folder}", flush=True)
+    dm = SequenceData(cfg.data_dir, cfg.task, cfg.trainer.batch_size, cfg.seed)
+    dm.setup()
+    return dm
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list, callbacks: list[pl.Callback]) -> pl.Trainer:
+    t = cfg.trainer
+    clip = cfg.clip
+    progress_bar = sys.stdout.isatty()
+    if not progress_bar:
+        callbacks = [*callbacks, PlainProgress(max(t.max_steps // 20, t.log_every_n_steps))]
+    return pl.Trainer(
+        max_steps=t.max_steps, max_epochs=-1, accelerator=t.accelerator, devices=t.devices,
+        precision=t.precision, deterministic=t.deterministic,
+        gradient_clip_val=None if clip.mode == "none" else clip.threshold,
+        gradient_clip_algorithm=None if clip.mode == "none" else clip.mode,
+        val_check_interval=min(t.val_every_n_steps, t.max_steps), check_val_every_n_epoch=None,
+        num_sanity_val_steps=0, log_every_n_steps=t.log_every_n_steps, logger=loggers, callbacks=callbacks,
+        enable_progress_bar=progress_bar, enable_model_summary=False, enable_checkpointing=False,
+        default_root_dir=str(run_dir),
+    )
+
+
+def run_training(cfg: DictConfig) -> dict[str, Any]:
+    """Train, test and write runs/<run_name>/ (config.yaml, metrics.json, metrics.csv, model.ckpt, wandb/)."""
+    started = time.perf_counter()
+    dm = prepare_data(cfg)  # before the run folder exists: a bad data file leaves nothing behind
+    spec = task_spec(cfg.task)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    module = RecurrentModule(config)
+
+    run_dir = Path(cfg.runs_dir) / cfg.run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    loggers = make_loggers(cfg, run_dir, config)
+    trainer = build_trainer(cfg, run_dir, loggers, [])
+    y_train, y_test = dm.splits["train"].tensors[1], dm.splits["test"].tensors[1]
+    baseline = {"baseline/loss": spec.baseline_loss,
+                "baseline/loss_empirical": empirical_baseline(spec, y_train, y_test)}
+    for lg in trainer.loggers:
+        lg.log_metrics(baseline, step=0)
+
+    print(f"training {cfg.run_name} on {trainer.strategy.root_device} for {cfg.trainer.max_steps} steps "
+          f"(baseline loss {spec.baseline_loss:.4g})", flush=True)
+    trainer.fit(module, datamodule=dm)
+    if module.status == "running":
+        module.status = "completed"
+    test = trainer.test(module, datamodule=dm, verbose=False)[0]
+    trainer.save_checkpoint(run_dir / "model.ckpt")
+
+    test_loss = float(test["test/loss"])
+    # Optimizer steps applied: Lightning counts the skipped step of a non-finite loss too.
+    steps = module.diverged_at_step if module.status == "diverged" else trainer.global_step
+    metrics = {
+        "status": module.status,
+        "steps": steps,
+        "test_loss": test_loss,
+        "test_acc": float(test["test/acc"]) if "test/acc" in test else None,
+        "baseline_loss": spec.baseline_loss,
+        "baseline_loss_empirical": baseline["baseline/loss_empirical"],
+        "baseline_acc": spec.baseline_accuracy,
+        "test_loss_rel_baseline": test_loss / spec.baseline_loss,
+        "solved": bool(test_loss < 0.01 * spec.baseline_loss) and module.status == "completed",
+        "solved_at_step": module.solved_at_step,
+        "diverged_at_step": module.diverged_at_step,
+        "diverged_reason": module.diverged_reason,
+        "clip_fraction": module.clip_count / steps if steps else 0.0,
+        "grad_norm_preclip_max": module.max_norm_preclip,
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "run_info.json", {
+        "wall_time_s": round(time.perf_counter() - started, 3), "device": str(module.device),
+        "torch": torch.__version__, "argv": " ".join(sys.argv),
+    })
+    wandb_dir = wandb_run_dir(trainer.loggers)
+    for lg in trainer.loggers:
+        if isinstance(lg, WandbLogger):
+            lg.experiment.summary.update({f"final/{k}": v for k, v in metrics.items() if v is not None})
+            lg.experiment.finish()
+    print(f"{cfg.run_name}: status={metrics['status']} steps={steps} test_loss={test_loss:.4g} "
+          f"(baseline {spec.baseline_loss:.4g}, solved={metrics['solved']})")
+    print(f"run folder:  {run_dir}/  (config.yaml, metrics.json, metrics.csv, model.ckpt)")
+    if wandb_dir:
+        print(f"wandb run:   {wandb_dir}  (view online: wandb sync {wandb_dir})")
+    return metrics

@@ -1,0 +1,140 @@
+"""One LightningModule for every task x model: loss, metrics, optimizer, clipping statistics, divergence."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from gradlab.models import build_model
+from gradlab.tasks import task_spec
+
+SOLVED_FRACTION = 0.01  # "solved": loss below 1% of the memoryless baseline (science.md section 3)
+
+
+def _as_config(cfg: Any) -> DictConfig:
+    return cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+
+
+class RecurrentModule(pl.LightningModule):
+    """Trains a RecurrentNet on a synthetic task and logs train/*, val/*, test/* and grad/* per optimizer step."""
+
+    def __init__(self, cfg: dict[str, Any]):
+        super().__init__()
+        self.save_hyperparameters(cfg)  # the resolved run config: checkpoints can rebuild the model from it
+        self.cfg = _as_config(cfg)
+        self.spec = task_spec(self.cfg.task)
+        self.model = build_model(self.cfg.model, self.spec)
+        self.status = "running"
+        self.diverged_at_step: int | None = None
+        self.diverged_reason: str | None = None
+        self.solved_at_step: int | None = None
+        self.clip_count = 0
+        self.max_norm_preclip = 0.0
+
+    # ------------------------------------------------------------------------------------------ loss
+
+    def loss_and_accuracy(self, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+        """MSE for regression; cross-entropy averaged over samples (and steps, for the copy task)."""
+        if self.spec.kind == "regression":
+            return F.mse_loss(out, y.to(out.dtype)), None
+        if self.spec.per_step:
+            out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1)
+        return F.cross_entropy(out, y), (out.argmax(-1) == y).to(out.dtype).mean()
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        x, y = batch
+        loss, acc = self.loss_and_accuracy(self.model(x), y)
+        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=len(x))
+        if acc is not None:
+            self.log(f"{stage}/acc", acc, on_epoch=True, batch_size=len(x))
+        return loss
+
+    # ------------------------------------------------------------------------------------------ training
+
+    def diverge(self, reason: str) -> None:
+        """Record a non-finite loss or gradient as the run's result and stop training cleanly."""
+        if self.status != "diverged":
+            self.status, self.diverged_at_step, self.diverged_reason = "diverged", self.global_step, reason
+        self.trainer.should_stop = True
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        loss, acc = self.loss_and_accuracy(self.model(x), y)
+        if not torch.isfinite(loss):  # logged as it is; configure_gradient_clipping then skips the step
+            self.diverge("non-finite loss")
+        self.log("train/loss", loss, batch_size=len(x))
+        self.log("train/loss_rel_baseline", loss / self.spec.baseline_loss, batch_size=len(x))
+        if acc is not None:
+            self.log("train/acc", acc, batch_size=len(x))
+        return loss
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Clip through Lightning, and log the total gradient norm before and after, and whether clipping fired."""
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        pre = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))).item()
+        if not math.isfinite(pre) or self.status == "diverged":
+            self.log_dict({"grad/norm_preclip": pre, "grad/norm_postclip": pre, "grad/clipped": 0.0})
+            for p in self.parameters():
+                p.grad = None  # the optimizer skips parameters without gradient: the weights stay finite
+            self.diverge("non-finite gradient")
+            return
+        clipped = False
+        if gradient_clip_val is not None:
+            if gradient_clip_algorithm == "norm":
+                clipped = pre > gradient_clip_val
+            else:
+                clipped = max(g.abs().max().item() for g in grads) > gradient_clip_val
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        post = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))).item() if clipped else pre
+        self.clip_count += int(clipped)
+        self.max_norm_preclip = max(self.max_norm_preclip, pre)
+        self.log_dict({"grad/norm_preclip": pre, "grad/norm_postclip": post, "grad/clipped": float(clipped)})
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.model.freeze_forget_gate()  # NFG: keep f == 1 exactly, also under weight decay
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        o = self.cfg.optim
+        if o.name == "adam":
+            return torch.optim.Adam(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        if o.name == "adamw":
+            return torch.optim.AdamW(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        if o.name == "sgd":
+            return torch.optim.SGD(self.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        raise ValueError(f"optim.name={o.name!r} is not one of adam, adamw, sgd")
+
+    # ------------------------------------------------------------------------------------------ evaluation
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        val_loss = float(self.trainer.callback_metrics["val/loss"])
+        rel = val_loss / self.spec.baseline_loss
+        if self.solved_at_step is None and rel < SOLVED_FRACTION:
+            self.solved_at_step = self.global_step
+        self.log_dict({"val/loss_rel_baseline": rel, "val/solved": float(rel < SOLVED_FRACTION)})
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["gradlab_state"] = {k: getattr(self, k) for k in _RUN_STATE}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        for k, v in checkpoint.get("gradlab_state", {}).items():
+            setattr(self, k, v)
+
+
+_RUN_STATE = ("status", "diverged_at_step", "diverged_reason", "solved_at_step", "clip_count", "max_norm_preclip")

@@ -1,0 +1,79 @@
+"""One record, two sinks: Lightning's CSVLogger (the local source of truth) and WandbLogger (the viewer).
+
+Every `self.log` in the LightningModule reaches both. wandb's mode is settled here, before `wandb.init`: offline
+unless the user asked for online, and never blocking on the network.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+
+from gradlab.tasks import atomic_write_bytes
+
+
+def wandb_mode(configured: str) -> str:
+    """WANDB_MODE in the environment wins (the user's explicit choice), else the config's logger.mode."""
+    mode = os.environ.get("WANDB_MODE", configured)
+    return {"dryrun": "offline", "run": "online"}.get(mode, mode)
+
+
+def make_loggers(cfg: Any, run_dir: Path, config: dict[str, Any]) -> list[Logger]:
+    """CSV into the run folder (metrics.csv), and a wandb run (offline by default) with the resolved config."""
+    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name=None, version="")]
+    mode = wandb_mode(cfg.logger.mode)
+    if mode != "disabled":
+        os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
+        os.environ.setdefault("WANDB_SILENT", "true")
+        import wandb
+
+        loggers.append(WandbLogger(
+            project=cfg.logger.project, entity=cfg.logger.entity, name=cfg.run_name, save_dir=str(run_dir),
+            mode=mode, config=config, settings=wandb.Settings(init_timeout=30, console="off"),
+        ))
+    return loggers
+
+
+def wandb_run_dir(loggers: list[Logger]) -> str | None:
+    """Where the wandb run's files are (its offline-run-* folder), for the user to `wandb sync`."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            return str(Path(logger.experiment.dir).parent)
+    return None
+
+
+def finite_or_none(value: Any) -> Any:
+    """JSON has no NaN/inf: a non-finite number is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomic JSON write (temp file + rename), non-finite floats as null."""
+    clean = {k: finite_or_none(v) for k, v in data.items()}
+    atomic_write_bytes(path, (json.dumps(clean, indent=1, sort_keys=True) + "\n").encode())
+
+
+class PlainProgress(pl.Callback):
+    """Plain progress lines when stdout is not a terminal (CI, DVC, SLURM logs), instead of a progress bar."""
+
+    def __init__(self, every_n_steps: int):
+        self.every = max(1, every_n_steps)
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        step = trainer.global_step
+        if step % self.every == 0 or step == trainer.max_steps:
+            m = trainer.callback_metrics
+            parts = [f"{k} {float(m[k]):.4g}" for k in ("train/loss", "grad/norm_preclip") if k in m]
+            print(f"step {step}/{trainer.max_steps}  " + "  ".join(parts)
+                  + f"  ({time.perf_counter() - self.start:.1f}s)", file=sys.stdout, flush=True)

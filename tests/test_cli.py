@@ -1,0 +1,62 @@
+"""The entry points as a user runs them: one-line errors before any work, and a real run's outputs."""
+
+import pytest
+from conftest import read_json, run_cli
+
+BAD_INPUTS = [
+    (["model=gru"], "model='gru' is not a valid choice; choose one of: lstm, nfg_lstm, rnn"),
+    (["task=parity"], "task='parity' is not a valid choice; choose one of: adding, copy, first_token"),
+    (["task.seq_len=1"], "task.seq_len=1 is out of range: must be an integer >= 2"),
+    (["task.seq_len=-5"], "task.seq_len=-5 is out of range"),
+    (["model.hidden_size=0"], "model.hidden_size=0 is out of range: must be an integer >= 1"),
+    (["clip=norm", "clip.threshold=0"], "clip.threshold=0.0 is out of range: must be a number > 0"),
+    (["clip=value", "clip.threshold=-1"], "clip.threshold=-1.0 is out of range"),
+    (["clip=maybe"], "clip='maybe' is not a valid choice; choose one of: none, norm, value"),
+    (["model.hiden_size=8"], "unknown config key 'model.hiden_size'; valid keys under model: forget_bias, hidden_size"),
+    (["learning_rate=1"], "unknown config key 'learning_rate'"),
+    (["model.hidden_size=big"], "model.hidden_size"),
+    (["model.recurrent_init=xavier"], "model.recurrent_init='xavier' is not a valid choice; choose one of: default, "
+                                      "orthogonal"),
+    (["optim=rmsprop"], "optim='rmsprop' is not a valid choice; choose one of: adam, adamw, sgd"),
+    (["model=rnn", "model.forget_bias=1.0"], "model.forget_bias=1.0 applies only to model=lstm"),
+    (["trainer.batch_size=20000"], "trainer.batch_size=20000 is larger than the training set"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_fails_cleanly_before_any_work(tmp_path, args, message):
+    result = run_cli("train.py", *args, cwd=tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []  # no run folder, no data, no Hydra outputs
+
+
+def test_corrupt_data_file_fails_cleanly(tmp_path):
+    ok = run_cli("generate.py", "task=first_token", "task.seq_len=10", "data.n_train=64", "data.n_val=8",
+                 "data.n_test=8", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    train_file = tmp_path / "data" / "first_token" / "T10" / "train.pt"
+    train_file.write_bytes(train_file.read_bytes()[:-10] + b"0123456789")
+    before = {p: p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file()}
+    result = run_cli("train.py", "task=first_token", "task.seq_len=10", "data.n_train=64", "data.n_val=8",
+                     "data.n_test=8", "trainer.batch_size=8", cwd=tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "train.pt is corrupt" in lines[0], result.stderr
+    assert not (tmp_path / "runs").exists()
+    assert {p: p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file()} == before
+
+
+def test_experiment_command_writes_run_folder_and_wandb_offline_run(tmp_path):
+    result = run_cli("train.py", "task=adding", "task.seq_len=50", "model=lstm", "profile=smoke", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "runs" / "adding-T50-lstm-none-s0"
+    assert f"run folder:  {run_dir.relative_to(tmp_path)}/" in result.stdout
+    assert "wandb run:" in result.stdout and "wandb sync" in result.stdout
+    assert read_json(run_dir / "metrics.json")["status"] == "completed"
+    assert list(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    assert (tmp_path / "data" / "adding" / "T50" / "manifest.json").exists()
+    assert "step 20/20" in result.stdout  # plain progress lines when stdout is not a terminal
