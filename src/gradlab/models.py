@@ -9,6 +9,7 @@ c_t = c_{t-1} + i*g exactly and the forget rows receive exactly zero gradient.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -46,6 +47,8 @@ class RecurrentNet(nn.Module):
         else:
             self.rnn = nn.LSTM(spec.input_size, hidden_size, num_layers, batch_first=True)
         self.head = nn.Linear(hidden_size, spec.output_size)
+        # The unrolled RNN's nonlinearity; the theory tests swap in the identity to get the exact linear-RNN case.
+        self.rnn_activation: Callable[[Tensor], Tensor] = torch.tanh
         self._init_recurrent(recurrent_init, recurrent_gain, forget_bias)
 
     # ------------------------------------------------------------------------------------------ parameters
@@ -128,7 +131,7 @@ class RecurrentNet(nn.Module):
             for t in range(T):
                 a = xw[:, t] + h @ w_hh.T + b_hh
                 if self.kind == "rnn":
-                    h = torch.tanh(a)
+                    h = self.rnn_activation(a)
                 else:
                     i, f, g, o = a.chunk(4, dim=1)
                     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)

@@ -1,0 +1,46 @@
+"""`make bench`: run every benchmark side by side in one process; write benchmarks/results.md and results.json."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import training_bench  # noqa: E402
+
+
+def markdown(rows: list[dict], header: str) -> str:
+    lines = [header, ""]
+    groups = dict.fromkeys(r["group"] for r in rows)
+    for group in groups:
+        sel = [r for r in rows if r["group"] == group]
+        keys = [k for k in sel[0] if k != "group"]
+        lines += [f"### {group}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in sel]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    started = time.time()
+    rows = training_bench.run()
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(), "cuda": torch.cuda.is_available(),
+            "wall_s": round(time.time() - started, 1)}
+    header = ("# gradlab benchmarks\n\n"
+              f"{meta['date']}, torch {meta['torch']}, {meta['threads']} threads, CUDA: {meta['cuda']}. "
+              "Medians over rounds run side by side in one process (`make bench`).")
+    (HERE / "results.md").write_text(markdown(rows, header))
+    (HERE / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print(markdown(rows, header))
+
+
+if __name__ == "__main__":
+    main()

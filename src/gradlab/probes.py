@@ -1,0 +1,146 @@
+"""The BPTT probe: how the gradient of the loss reaches back through time, from ONE backward pass.
+
+`bptt_probe` runs the model's unrolled twin (same parameters as the fused kernel) on a probe batch and returns,
+for every layer and time step t = 0..T-1:
+
+- dL_dh_norm[t]  ‖∂ℓ/∂h_t‖, the total derivative through the recurrence, per sample, averaged over the batch
+- dL_dc_norm[t]  ‖∂ℓ/∂c_t‖ likewise (lstm, nfg_lstm)
+- dW_ih_norm[t], dW_hh_norm[t]  ‖(∂L/∂W)^(t)‖_F, the contribution of step t to the ordinary gradient of the batch
+  loss L: (∂L/∂W_ih)^(t) = δa_tᵀ x_t and (∂L/∂W_hh)^(t) = δa_tᵀ h_{t-1} with δa_t = ∂L/∂a_t; they sum over t to
+  ∂L/∂W (seed 000's "components")
+- forget_gate_mean[t] (lstm, nfg_lstm), tanh_deriv_mean[t] = mean |tanh'(a_t)| (rnn): what predicts the decay
+
+Per sample means: ℓ_b is sample b's own loss (the training loss is L = mean_b ℓ_b), so the h/c norms do not
+depend on the probe batch size. Everything runs in the model's dtype on the model's device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from gradlab.models import LayerTrace, RecurrentNet
+
+HORIZON_FRACTION = 1e-3  # the horizon ends where ‖∂L/∂h_t‖ falls below this fraction of its last-step value
+QUANTITIES = ("dL_dh_norm", "dL_dc_norm", "dW_hh_norm", "dW_ih_norm", "forget_gate_mean", "tanh_deriv_mean")
+
+LossFn = Callable[[Tensor, list[LayerTrace]], Tensor]
+
+
+@dataclass
+class ProbeResult:
+    """Per-layer, per-step curves (each a float64 CPU tensor of length T) and the derived scalars."""
+
+    layers: list[dict[str, Tensor]]
+    scalars: dict[str, float] = field(default_factory=dict)
+    dW: list[dict[str, Tensor]] = field(default_factory=list)  # the contributions themselves, (T, rows, cols)
+
+
+def weight_contributions(trace: LayerTrace, grad_a: list[Tensor]) -> dict[str, Tensor]:
+    """(∂L/∂W_ih)^(t) = δa_tᵀ x_t and (∂L/∂W_hh)^(t) = δa_tᵀ h_{t-1}, stacked over t: (T, G·H, ·)."""
+    da = torch.stack(grad_a)  # (T, B, G·H)
+    x = torch.stack(trace.x)  # (T, B, D)
+    h_prev = torch.stack([trace.h0, *trace.h[:-1]])  # (T, B, H)
+    return {"W_ih": torch.einsum("tbg,tbd->tgd", da, x), "W_hh": torch.einsum("tbg,tbh->tgh", da, h_prev)}
+
+
+def bptt_probe(model: RecurrentNet, x: Tensor, loss_fn: LossFn, h0: Tensor | None = None,
+               c0: Tensor | None = None, batch_scale: float | None = None, keep_dW: bool = False) -> ProbeResult:
+    """Run the unrolled twin on x, backpropagate loss_fn once, and collect the per-step quantities.
+
+    batch_scale turns ∂L/∂h_t of the batch loss into per-sample ∂ℓ_b/∂h_t (B for a batch-mean loss; default).
+    """
+    with torch.enable_grad():
+        out, traces = model.forward_unrolled(x, h0=h0, c0=c0, record=True)
+        loss = loss_fn(out, traces)
+        wanted = [t for tr in traces for t in (*tr.a, *tr.h, *tr.c)]
+        grads = iter(torch.autograd.grad(loss, wanted, allow_unused=True))
+    scale = x.shape[0] if batch_scale is None else batch_scale
+    H = model.hidden_size
+    result = ProbeResult(layers=[])
+    for trace in traces:
+        T = len(trace.a)
+        g_a = [_zero_if_none(next(grads), trace.a[t]) for t in range(T)]
+        g_h = [_zero_if_none(next(grads), trace.h[t]) for t in range(T)]
+        g_c = [_zero_if_none(next(grads), trace.c[t]) for t in range(len(trace.c))]
+        dW = weight_contributions(trace, g_a)
+        curves = {
+            "dL_dh_norm": (torch.stack(g_h).norm(dim=-1) * scale).mean(1),
+            "dW_hh_norm": dW["W_hh"].flatten(1).norm(dim=1),
+            "dW_ih_norm": dW["W_ih"].flatten(1).norm(dim=1),
+        }
+        a = torch.stack(trace.a).detach()  # (T, B, G·H)
+        if model.kind == "rnn":
+            curves["tanh_deriv_mean"] = (1 - torch.tanh(a) ** 2).mean(dim=(1, 2))
+        else:
+            curves["dL_dc_norm"] = (torch.stack(g_c).norm(dim=-1) * scale).mean(1)
+            curves["forget_gate_mean"] = torch.sigmoid(a[..., H:2 * H]).mean(dim=(1, 2))
+        result.layers.append({k: v.detach().double().cpu() for k, v in curves.items()})
+        if keep_dW:
+            result.dW.append({k: v.detach() for k, v in dW.items()})
+    result.scalars = derived_scalars(model, result.layers)
+    return result
+
+
+def _zero_if_none(grad: Tensor | None, like: Tensor) -> Tensor:
+    """A step that does not reach the loss (e.g. after the last output) has exactly zero gradient."""
+    return torch.zeros_like(like) if grad is None else grad
+
+
+def decay_rate(norms: Tensor) -> float:
+    """Least-squares slope of ln‖∂L/∂h_t‖ against the distance back in time T-1-t (ln per step; < 0: vanishing).
+
+    Steps whose norm underflowed to 0 are left out; NaN when fewer than two steps remain.
+    """
+    T = len(norms)
+    back = torch.arange(T - 1, -1, -1, dtype=torch.float64)
+    ok = torch.isfinite(norms) & (norms > 0)
+    if ok.sum() < 2:
+        return math.nan
+    xs, ys = back[ok], norms[ok].log()
+    xs = xs - xs.mean()
+    return float((xs * (ys - ys.mean())).sum() / (xs * xs).sum())
+
+
+def horizon(norms: Tensor, fraction: float = HORIZON_FRACTION) -> int:
+    """Steps back from t=T-1 until the norm first falls below fraction x its last-step value; T if it never does."""
+    T = len(norms)
+    last = norms[-1]
+    below = (norms < fraction * last).flip(0).nonzero()
+    return int(below[0]) if len(below) else T
+
+
+def predicted_decay_rate(model: RecurrentNet, curves: dict[str, Tensor], layer: int) -> float:
+    """Theory beside the measurement (science.md §2), ln per step.
+
+    rnn: ∂h_s/∂h_{s-1} = diag(tanh'(a_s)) W_hh, so ln σ_max(W_hh) + mean_t ln mean|tanh'(a_t)| (exact for a linear
+    RNN with W_hh = αQ); lstm/nfg: the cell path's direct factor f_t, so mean_t ln mean f_t (0 for the nfg).
+    """
+    if model.kind == "rnn":
+        w_hh = model.weights(layer)[1].detach().double()
+        return float(torch.linalg.matrix_norm(w_hh, ord=2).log() + curves["tanh_deriv_mean"].log().mean())
+    return float(curves["forget_gate_mean"].log().mean())
+
+
+def derived_scalars(model: RecurrentNet, layers: list[dict[str, Tensor]]) -> dict[str, float]:
+    """Decay rate, horizon and predicted rate of the top layer (the one the loss reads), plus per-layer values."""
+    scalars: dict[str, float] = {}
+    top = len(layers) - 1
+    for layer, curves in enumerate(layers):
+        s = {"decay_rate": decay_rate(curves["dL_dh_norm"]), "horizon": float(horizon(curves["dL_dh_norm"])),
+             "decay_rate_predicted": predicted_decay_rate(model, curves, layer)}
+        if "dL_dc_norm" in curves:
+            s["decay_rate_c"] = decay_rate(curves["dL_dc_norm"])
+        if model.kind == "rnn":
+            w_hh = model.weights(layer)[1].detach().double()
+            s["W_hh_spectral_norm"] = float(torch.linalg.matrix_norm(w_hh, ord=2))
+            s["W_hh_spectral_radius"] = float(torch.linalg.eigvals(w_hh).abs().max())
+        for k, v in s.items():
+            scalars[f"{k}_l{layer}"] = v
+            if layer == top:
+                scalars[k] = v
+    return scalars
