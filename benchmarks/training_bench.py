@@ -37,7 +37,7 @@ class StepTimer(pl.Callback):
         self.starts.append(time.perf_counter())
 
     def step_ms(self) -> list[float]:
-        return [1e3 * (b - a) for a, b in zip(self.starts[WARMUP:], self.starts[WARMUP + 1:])]
+        return [1e3 * (b - a) for a, b in zip(self.starts[WARMUP:-1], self.starts[WARMUP + 1:], strict=True)]
 
 
 def gradlab_step_ms(model: str, steps: int, tmp: Path, extra: tuple[str, ...] = ()) -> float:

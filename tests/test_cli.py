@@ -42,7 +42,7 @@ def test_corrupt_data_file_fails_cleanly(tmp_path):
     train_file.write_bytes(train_file.read_bytes()[:-10] + b"0123456789")
     before = {p: p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file()}
     result = run_cli("train.py", "task=first_token", "task.seq_len=10", "data.n_train=64", "data.n_val=8",
-                     "data.n_test=8", "trainer.batch_size=8", cwd=tmp_path)
+                     "data.n_test=8", "trainer.batch_size=8", "probe.batch_size=4", cwd=tmp_path)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "train.pt is corrupt" in lines[0], result.stderr

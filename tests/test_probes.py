@@ -13,7 +13,7 @@ from gradlab.models import RecurrentNet
 from gradlab.probes import bptt_probe, decay_rate, horizon
 from gradlab.tasks import TaskSpec, generate_adding, task_spec
 
-SEED000 = Path(__file__).resolve().parents[2] / "shared" / "reference" / "seed000_lstm_bptt_example.json"
+SEED000 = Path(__file__).resolve().parent / "data" / "seed000_lstm_bptt_example.json"  # copy of shared/reference/
 MODELS = ("rnn", "lstm", "nfg_lstm")
 
 
@@ -41,7 +41,6 @@ def seed000_model():
     return model, x, h0, dout
 
 
-@pytest.mark.skipif(not SEED000.exists(), reason="shared/reference is not beside this checkout")
 def test_seed000_worked_example_components():
     expected = json.loads(SEED000.read_text())["expected_component_norms"]
     model, x, h0, dout = seed000_model()
@@ -156,3 +155,52 @@ def test_horizon_and_decay_rate():
     assert horizon(norms) == 4  # t=1 (4 steps back from t=5) is the first below 1e-3 of the last value
     assert horizon(torch.ones(7, dtype=torch.float64)) == 7
     assert decay_rate(norms) == pytest.approx(-math.log(10.0))
+
+
+# ------------------------------------------------------------------------------ the probe during training
+
+BPTT_COLUMNS = ["step", "layer", "t", "quantity", "value"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_probe_during_training_writes_table_scalars_and_figures(train, model):
+    metrics, run_dir = train("profile=smoke", f"model={model}", "task.seq_len=15", "trainer.max_steps=20",
+                             "probe.every_n_steps=8")
+    import pandas as pd
+
+    df = pd.read_csv(run_dir / "bptt.csv")
+    assert list(df.columns) == BPTT_COLUMNS
+    assert sorted(df.step.unique()) == [0, 8, 16, 20]  # start, every 8 steps, end
+    expected = {"dL_dh_norm", "dW_hh_norm", "dW_ih_norm"} | (
+        {"tanh_deriv_mean"} if model == "rnn" else {"dL_dc_norm", "forget_gate_mean"})
+    assert set(df.quantity) == expected
+    counts = df.groupby(["step", "quantity"]).t.agg(["count", "min", "max"])
+    assert (counts["count"] == 15).all() and (counts["min"] == 0).all() and (counts["max"] == 14).all()
+    assert (df.value >= 0).all() and df.value.notna().all()
+    if model == "nfg_lstm":
+        assert (df[df.quantity == "forget_gate_mean"].value == 1.0).all()
+    for key in ("bptt_decay_rate", "bptt_horizon", "bptt_decay_rate_predicted"):
+        assert math.isfinite(metrics[key]), key
+    assert 1 <= metrics["bptt_horizon"] <= 15
+    figures = {p.name for p in (run_dir / "figures").glob("*.png")}
+    assert "bptt_dL_dh_norm_l0.png" in figures and "bptt_heatmap_dL_dh_norm_l0.png" in figures
+    assert ("bptt_dL_dc_norm_l0.png" in figures) == (model != "rnn")
+    logged = pd.read_csv(run_dir / "metrics.csv")
+    assert logged["bptt/decay_rate"].notna().sum() == 4  # the scalars at every probe, in the CSV log too
+
+
+def test_probe_follows_every_layer_and_the_copy_loss(train):
+    _, run_dir = train("profile=smoke", "task=copy", "task.seq_len=16", "task.copy_len=3", "model=lstm",
+                       "model.num_layers=2", "trainer.max_steps=5", "probe.every_n_steps=5")
+    import pandas as pd
+
+    df = pd.read_csv(run_dir / "bptt.csv")
+    assert sorted(df.layer.unique()) == [0, 1]
+    last = df[(df.step == 5) & (df.layer == 1) & (df.quantity == "dL_dh_norm")].sort_values("t").value.to_numpy()
+    assert len(last) == 3 + 16 + 3 and (last > 0).all()  # copy: symbols, T blanks, recall; the loss reaches back
+    assert {p.name for p in (run_dir / "figures").glob("*_l1.png")} >= {"bptt_dL_dh_norm_l1.png"}
+
+
+def test_probe_can_be_switched_off(train):
+    metrics, run_dir = train("profile=smoke", "probe.enabled=false", "trainer.max_steps=3")
+    assert not (run_dir / "bptt.csv").exists() and "bptt_decay_rate" not in metrics

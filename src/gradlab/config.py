@@ -99,8 +99,9 @@ class TrainerConfig:
 
 @dataclass
 class ProbeConfig:
-    enabled: bool = False
+    enabled: bool = True
     every_n_steps: int = 100
+    batch_size: int = 32
 
 
 @dataclass
@@ -220,7 +221,13 @@ def validate(cfg: DictConfig) -> None:
     _choice("trainer.accelerator", t.accelerator, ACCELERATORS)
     _range("trainer.devices", t.devices, t.devices >= 1, "an integer >= 1")
     _choice("trainer.precision", t.precision, PRECISIONS)
-    _range("probe.every_n_steps", cfg.probe.every_n_steps, cfg.probe.every_n_steps >= 1, "an integer >= 1")
+    p = cfg.probe
+    _range("probe.every_n_steps", p.every_n_steps, p.every_n_steps >= 1, "an integer >= 1")
+    _range("probe.batch_size", p.batch_size, p.batch_size >= 1, "an integer >= 1")
+    for split in ("val", "test"):  # training probes validation sequences, the analysis stage test sequences
+        if p.batch_size > cfg.data[f"n_{split}"]:
+            raise ConfigError(f"probe.batch_size={p.batch_size} is larger than the {split} split "
+                              f"(data.n_{split}={cfg.data[f'n_{split}']})")
     _choice("logger.mode", cfg.logger.mode, LOGGER_MODES)
     if not re.fullmatch(r"[A-Za-z0-9._=+-]+", cfg.run_name):
         raise ConfigError(f"run_name={cfg.run_name!r} is not a folder name: use letters, digits and . _ - + =")

@@ -16,8 +16,9 @@ from pytorch_lightning.loggers import WandbLogger
 
 from gradlab.data import SequenceData
 from gradlab.module import RecurrentModule
+from gradlab.probes import BPTTProbe, write_probe_outputs
 from gradlab.tasks import SPLITS, empirical_baseline, ensure_dataset, task_spec
-from gradlab.tracking import PlainProgress, make_loggers, wandb_run_dir, write_json
+from gradlab.tracking import PlainProgress, log_bptt_to_wandb, make_loggers, wandb_run_dir, write_json
 
 # Lightning's banner lines (GPU available, tips) and known-harmless warnings would bury the lines that matter.
 logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
@@ -71,7 +72,13 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     loggers = make_loggers(cfg, run_dir, config)
-    trainer = build_trainer(cfg, run_dir, loggers, [])
+    callbacks: list[pl.Callback] = []
+    probe = None
+    if cfg.probe.enabled:
+        x_val, y_val = dm.splits["val"].tensors
+        probe = BPTTProbe(x_val[: cfg.probe.batch_size], y_val[: cfg.probe.batch_size], cfg.probe.every_n_steps)
+        callbacks.append(probe)
+    trainer = build_trainer(cfg, run_dir, loggers, callbacks)
     y_train, y_test = dm.splits["train"].tensors[1], dm.splits["test"].tensors[1]
     baseline = {"baseline/loss": spec.baseline_loss,
                 "baseline/loss_empirical": empirical_baseline(spec, y_train, y_test)}
@@ -105,6 +112,12 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         "clip_fraction": module.clip_count / steps if steps else 0.0,
         "grad_norm_preclip_max": module.max_norm_preclip,
     }
+    if probe is not None and probe.last is not None:
+        s = probe.last.scalars
+        metrics.update({"bptt_decay_rate": s["decay_rate"], "bptt_horizon": s["horizon"],
+                        "bptt_decay_rate_predicted": s["decay_rate_predicted"]})
+        df, figures = write_probe_outputs(run_dir, probe.rows, cfg.run_name)
+        log_bptt_to_wandb(trainer.loggers, df, figures)
     write_json(run_dir / "metrics.json", metrics)
     write_json(run_dir / "run_info.json", {
         "wall_time_s": round(time.perf_counter() - started, 3), "device": str(module.device),
@@ -117,7 +130,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             lg.experiment.finish()
     print(f"{cfg.run_name}: status={metrics['status']} steps={steps} test_loss={test_loss:.4g} "
           f"(baseline {spec.baseline_loss:.4g}, solved={metrics['solved']})")
-    print(f"run folder:  {run_dir}/  (config.yaml, metrics.json, metrics.csv, model.ckpt)")
+    print(f"run folder:  {run_dir}/  (config.yaml, metrics.json, metrics.csv, model.ckpt"
+          + (", bptt.csv, figures/)" if probe is not None else ")"))
     if wandb_dir:
         print(f"wandb run:   {wandb_dir}  (view online: wandb sync {wandb_dir})")
     return metrics

@@ -17,13 +17,19 @@ depend on the probe batch size. Everything runs in the model's dtype on the mode
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import pandas as pd
+import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
 from gradlab.models import LayerTrace, RecurrentNet
+from gradlab.tasks import atomic_write_bytes
 
 HORIZON_FRACTION = 1e-3  # the horizon ends where ‖∂L/∂h_t‖ falls below this fraction of its last-step value
 QUANTITIES = ("dL_dh_norm", "dL_dc_norm", "dW_hh_norm", "dW_ih_norm", "forget_gate_mean", "tanh_deriv_mean")
@@ -144,3 +150,77 @@ def derived_scalars(model: RecurrentNet, layers: list[dict[str, Tensor]]) -> dic
             if layer == top:
                 scalars[k] = v
     return scalars
+
+
+# ------------------------------------------------------------------------------------------ during training
+
+
+def probe_rows(step: int, result: ProbeResult) -> list[tuple[int, int, int, str, float]]:
+    """The tidy rows (step, layer, t, quantity, value) of one probe."""
+    rows = []
+    for layer, curves in enumerate(result.layers):
+        for quantity in QUANTITIES:
+            if quantity in curves:
+                rows += [(step, layer, t, quantity, float(v)) for t, v in enumerate(curves[quantity].tolist())]
+    return rows
+
+
+class BPTTProbe(pl.Callback):
+    """Runs `bptt_probe` on a fixed batch every `every_n_steps` optimizer steps, at the start and at the end.
+
+    Keeps every probe's curves (`rows`, `history`) and logs the derived scalars as bptt/<name> at the probe's step.
+    """
+
+    def __init__(self, x: Tensor, y: Tensor, every_n_steps: int):
+        self.x, self.y, self.every = x, y, every_n_steps
+        self.rows: list[tuple[int, int, int, str, float]] = []
+        self.history: list[tuple[int, ProbeResult]] = []
+        self.probe_ms: list[float] = []
+
+    @property
+    def last(self) -> ProbeResult | None:
+        return self.history[-1][1] if self.history else None
+
+    def run(self, trainer: pl.Trainer, module: pl.LightningModule) -> ProbeResult:
+        step = trainer.global_step
+        x, y = self.x.to(module.device), self.y.to(module.device)
+        started = time.perf_counter()
+        result = bptt_probe(module.model, x, lambda out, traces: module.loss_and_accuracy(out, y)[0])
+        self.probe_ms.append(1e3 * (time.perf_counter() - started))
+        self.history.append((step, result))
+        self.rows += probe_rows(step, result)
+        scalars = {f"bptt/{k}": v for k, v in result.scalars.items() if math.isfinite(v)}
+        for logger in trainer.loggers:
+            logger.log_metrics(scalars, step=step)
+        return result
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.history or self.history[-1][0] != trainer.global_step:
+            self.run(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if trainer.global_step % self.every == 0 and self.history[-1][0] != trainer.global_step:
+            self.run(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.history[-1][0] != trainer.global_step:
+            self.run(trainer, pl_module)
+
+
+def write_probe_outputs(out_dir: Path, rows: list[tuple], title: str) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """bptt.csv (step, layer, t, quantity, value) and the figures: norm vs t per probe, heatmap over training."""
+    from gradlab import plots
+
+    df = pd.DataFrame(rows, columns=["step", "layer", "t", "quantity", "value"])
+    atomic_write_bytes(out_dir / "bptt.csv", df.to_csv(index=False).encode())
+    figures: dict[str, Path] = {}
+    for layer in sorted(df.layer.unique()):
+        for quantity in ("dL_dh_norm", "dL_dc_norm"):
+            if not (df.quantity == quantity).any():
+                continue
+            name = f"{quantity}_l{layer}"
+            figures[f"bptt_{name}"] = plots.norm_vs_t(df, quantity, layer, f"{title}: {quantity}, layer {layer}",
+                                                      out_dir / "figures" / f"bptt_{name}.png")
+            figures[f"bptt_heatmap_{name}"] = plots.heatmap(df, quantity, layer, f"{title}: {quantity}",
+                                                            out_dir / "figures" / f"bptt_heatmap_{name}.png")
+    return df, figures

@@ -77,3 +77,24 @@ class PlainProgress(pl.Callback):
             parts = [f"{k} {float(m[k]):.4g}" for k in ("train/loss", "grad/norm_preclip") if k in m]
             print(f"step {step}/{trainer.max_steps}  " + "  ".join(parts)
                   + f"  ({time.perf_counter() - self.start:.1f}s)", file=sys.stdout, flush=True)
+
+
+def log_bptt_to_wandb(loggers: list[Logger], df: Any, figures: dict[str, Path], prefix: str = "bptt") -> None:
+    """The probe's outputs in wandb: figures as images, the latest probe as line_series, the table as wandb.Table."""
+    import wandb
+
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        run = logger.experiment
+        latest = df[df.step == df.step.max()]
+        payload: dict[str, Any] = {f"{prefix}/{name}": wandb.Image(str(path)) for name, path in figures.items()}
+        for layer in sorted(latest.layer.unique()):
+            sel = latest[latest.layer == layer]
+            keys = [q for q in ("dL_dh_norm", "dL_dc_norm", "dW_hh_norm", "dW_ih_norm") if (sel.quantity == q).any()]
+            ts = sorted(sel.t.unique())
+            payload[f"{prefix}/latest_l{layer}"] = wandb.plot.line_series(
+                xs=ts, ys=[sel[sel.quantity == q].sort_values("t").value.tolist() for q in keys], keys=keys,
+                title=f"per-step gradient norms at step {int(df.step.max())}, layer {layer}", xname="t")
+        payload[f"{prefix}/table"] = wandb.Table(dataframe=df)
+        run.log(payload)

@@ -1,0 +1,85 @@
+"""Figures of gradlab's tidy tables (matplotlib, Agg backend: no display needed), written atomically."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from gradlab.tasks import atomic_write_bytes  # noqa: E402
+
+
+def save(fig: plt.Figure, path: Path) -> Path:
+    """PNG via a temporary file and rename, so a killed run never leaves a half-written image."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _curves(rows: pd.DataFrame, quantity: str, layer: int) -> pd.DataFrame:
+    """steps x t table of one quantity of one layer."""
+    sel = rows[(rows.quantity == quantity) & (rows.layer == layer)]
+    return sel.pivot(index="step", columns="t", values="value").sort_index()
+
+
+def norm_vs_t(rows: pd.DataFrame, quantity: str, layer: int, title: str, path: Path) -> Path:
+    """One line per probe (colour = training step), log scale: how far back the gradient reaches, over training."""
+    table = _curves(rows, quantity, layer)
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    cmap = plt.get_cmap("viridis")
+    steps = table.index.to_list()
+    for i, step in enumerate(steps):
+        values = table.loc[step].to_numpy(dtype=float)
+        values = np.where(values > 0, values, np.nan)  # an underflow to 0 is off the log scale
+        ax.plot(table.columns, values, color=cmap(i / max(1, len(steps) - 1)), lw=1.2,
+                label=f"step {step}" if i in (0, len(steps) - 1) else None)
+    ax.set_yscale("log")
+    ax.set_xlabel("time step t")
+    ax.set_ylabel(quantity.replace("dL_dh_norm", "‖∂L/∂h_t‖").replace("dL_dc_norm", "‖∂L/∂c_t‖"))
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return save(fig, path)
+
+
+def heatmap(rows: pd.DataFrame, quantity: str, layer: int, title: str, path: Path) -> Path:
+    """log10 of a per-step quantity over (training step, t)."""
+    table = _curves(rows, quantity, layer)
+    values = table.to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logv = np.where(values > 0, np.log10(values), np.nan)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    im = ax.imshow(logv, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
+                   extent=(-0.5, values.shape[1] - 0.5, -0.5, values.shape[0] - 0.5))
+    ax.set_yticks(range(len(table.index)), [str(s) for s in table.index], fontsize=7)
+    if len(table.index) > 12:
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(8, integer=True))
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("training step (probe)")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, label=f"log10 {quantity}")
+    return save(fig, path)
+
+
+def learning_curve(csv_path: Path, title: str, path: Path, baseline: float) -> Path:
+    """train/loss and val/loss against the optimizer step, with the memoryless baseline."""
+    df = pd.read_csv(csv_path)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for key, style in (("train/loss", "-"), ("val/loss", "o-")):
+        if key in df:
+            d = df[["step", key]].dropna()
+            ax.plot(d.step, d[key], style, ms=3, lw=1, label=key)
+    ax.axhline(baseline, color="gray", ls="--", lw=1, label="memoryless baseline")
+    ax.set_yscale("log")
+    ax.set_xlabel("optimizer step")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return save(fig, path)
