@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PROFILE ?= cpu
 
-.PHONY: venv test test-slow experiment generate repro bench lint clean
+.PHONY: venv test test-slow experiment analyze generate repro bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test-slow: $(STAMP)  ## the slow end-to-end tests (science sanity runs)
 
 experiment: $(STAMP)  ## one training run: make experiment ARGS="model=nfg_lstm task.seq_len=200 clip=norm"
 	$(BIN)/python pipelines/train.py $(ARGS)
+
+analyze: $(STAMP)  ## BPTT probe of a trained run on test data: make analyze ARGS="<the run's overrides>"
+	$(BIN)/python pipelines/analyze.py $(ARGS)
 
 generate: $(STAMP)  ## one data set: make generate ARGS="task=copy task.seq_len=200"
 	$(BIN)/python pipelines/generate.py $(ARGS)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +17,6 @@ from gradlab.module import RecurrentModule
 from gradlab.probes import BPTTProbe, write_probe_outputs
 from gradlab.tasks import SPLITS, empirical_baseline, ensure_dataset, task_spec
 from gradlab.tracking import PlainProgress, log_bptt_to_wandb, make_loggers, wandb_run_dir, write_json
-
-# Lightning's banner lines (GPU available, tips) and known-harmless warnings would bury the lines that matter.
-logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-logging.getLogger("lightning_fabric").setLevel(logging.WARNING)
-for _pattern in (".*Experiment logs directory.*", ".*isinstance\\(treespec, LeafSpec\\).*"):
-    warnings.filterwarnings("ignore", message=_pattern)
 
 
 def data_sizes(cfg: DictConfig) -> dict[str, int]:

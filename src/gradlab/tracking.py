@@ -7,10 +7,12 @@ unless the user asked for online, and never blocking on the network.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,12 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 
 from gradlab.tasks import atomic_write_bytes
+
+# Lightning's banner lines (GPU available, tips) and known-harmless warnings would bury the lines that matter.
+logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+logging.getLogger("lightning_fabric").setLevel(logging.WARNING)
+for _pattern in (".*Experiment logs directory.*", ".*isinstance\\(treespec, LeafSpec\\).*"):
+    warnings.filterwarnings("ignore", message=_pattern)
 
 
 def wandb_mode(configured: str) -> str:

@@ -1,0 +1,92 @@
+"""Stage `analyze`: the BPTT probe on a trained checkpoint, on test sequences -> runs/<run_name>/analysis/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from gradlab.config import ConfigError
+from gradlab.module import RecurrentModule
+from gradlab.probes import bptt_probe, probe_rows, write_probe_outputs
+from gradlab.tasks import ensure_dataset, load_split
+from gradlab.tracking import log_bptt_to_wandb, make_loggers, wandb_run_dir, write_json
+
+# What must agree between the checkpoint and the command: the model the weights belong to and the data it reads.
+IDENTITY_KEYS = ("task", "model", "data")
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): node}
+
+
+def config_differences(saved: dict[str, Any], wanted: dict[str, Any], groups: tuple[str, ...]) -> list[str]:
+    """`key: saved -> wanted` for every leaf under `groups` that differs (a key only one side has counts too)."""
+    a = _flat({g: saved.get(g, {}) for g in groups})
+    b = _flat({g: wanted.get(g, {}) for g in groups})
+    return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}" for k in sorted(a.keys() | b.keys())
+            if a.get(k, "<absent>") != b.get(k, "<absent>")]
+
+
+def load_checkpoint(path: Path, cfg: DictConfig) -> tuple[RecurrentModule, dict[str, Any]]:
+    """The trained module from a gradlab checkpoint that belongs to cfg's task/model/data; ConfigError otherwise."""
+    if not path.is_file():
+        raise ConfigError(f"no checkpoint at {path}: train the run first (python pipelines/train.py with the "
+                          f"same overrides) or point run_name= at a trained run")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        saved, state = ckpt["hyper_parameters"], ckpt["state_dict"]
+    except Exception as err:  # any unreadable file: pickle, zip, key errors
+        raise ConfigError(f"checkpoint {path} is unreadable ({type(err).__name__}: {str(err)[:80]}); "
+                          f"retrain the run to replace it") from None
+    wanted = OmegaConf.to_container(cfg, resolve=True)
+    diff = config_differences(saved, wanted, IDENTITY_KEYS)
+    if diff:
+        raise ConfigError(f"checkpoint {path} was trained with another config ({'; '.join(diff)}); "
+                          f"use the overrides it was trained with or another run_name=")
+    module = RecurrentModule(saved)
+    module.load_state_dict(state)
+    module.on_load_checkpoint(ckpt)
+    return module.eval(), ckpt
+
+
+def run_analysis(cfg: DictConfig) -> dict[str, Any]:
+    """Probe the trained run on its first probe.batch_size test sequences; write analysis/ and a wandb run."""
+    run_dir = Path(cfg.runs_dir) / cfg.run_name
+    module, ckpt = load_checkpoint(run_dir / "model.ckpt", cfg)
+    sizes = {s: int(cfg.data[f"n_{s}"]) for s in ("train", "val", "test")}
+    ensure_dataset(cfg.data_dir, cfg.task, sizes, cfg.data.seed)
+    x, y = load_split(cfg.data_dir, cfg.task, "test")
+    x, y = x[: cfg.probe.batch_size], y[: cfg.probe.batch_size]
+    step = int(ckpt.get("global_step", 0))
+
+    result = bptt_probe(module.model, x, lambda out, traces: module.loss_and_accuracy(out, y)[0])
+    out_dir = run_dir / "analysis"
+    df, figures = write_probe_outputs(out_dir, probe_rows(step, result), f"{cfg.run_name} (test)")
+    summary = {"step": step, "status": module.status, "probe_batch": len(x), "split": "test",
+               **{f"bptt_{k}": v for k, v in result.scalars.items()}}
+    loggers = [lg for lg in make_loggers(cfg, out_dir, {**OmegaConf.to_container(cfg, resolve=True),
+                                                         "job_type": "analysis"})]
+    for lg in loggers:
+        lg.log_metrics({f"analysis/bptt_{k}": v for k, v in result.scalars.items()}, step=step)
+        lg.save()
+    log_bptt_to_wandb(loggers, df, figures, prefix="analysis/bptt")
+    wandb_dir = wandb_run_dir(loggers)
+    for lg in loggers:
+        if hasattr(lg, "experiment") and hasattr(lg.experiment, "finish"):
+            lg.experiment.finish()
+    write_json(out_dir / "metrics.json", summary)
+    print(f"{cfg.run_name}: probed step {step} on {len(x)} test sequences: decay rate "
+          f"{result.scalars['decay_rate']:.4g}/step (predicted {result.scalars['decay_rate_predicted']:.4g}), "
+          f"horizon {result.scalars['horizon']:.0f} of {x.shape[1]}")
+    print(f"analysis:    {out_dir}/  (metrics.json, bptt.csv, figures/)")
+    if wandb_dir:
+        print(f"wandb run:   {wandb_dir}")
+    return summary

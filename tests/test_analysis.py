@@ -1,0 +1,43 @@
+"""The analysis stage: the probe on a trained checkpoint, and clear errors when the checkpoint does not fit."""
+
+import pandas as pd
+from conftest import read_json, run_cli
+
+SMALL = ("profile=smoke", "task.seq_len=10", "trainer.max_steps=6", "probe.every_n_steps=3", "logger.mode=offline")
+
+
+def test_analyze_probes_a_trained_run_on_test_data(tmp_path):
+    trained = run_cli("train.py", *SMALL, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    run_dir = tmp_path / "runs" / "adding-T10-lstm-none-s0"
+    done = run_cli("analyze.py", *SMALL, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = run_dir / "analysis"
+    assert f"{out}" in done.stdout or "analysis" in done.stdout
+    df = pd.read_csv(out / "bptt.csv")
+    assert list(df.columns) == ["step", "layer", "t", "quantity", "value"]
+    assert set(df.step) == {6} and set(df.t) == set(range(10))
+    summary = read_json(out / "metrics.json")
+    assert summary["split"] == "test" and summary["step"] == 6 and summary["probe_batch"] == 16
+    assert summary["bptt_horizon"] >= 1 and summary["bptt_decay_rate"] is not None
+    assert (out / "figures" / "bptt_dL_dc_norm_l0.png").stat().st_size > 1000
+    assert list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    # the same weights, probed on validation data during training, give the same kind of table
+    assert set(pd.read_csv(run_dir / "bptt.csv").quantity) == set(df.quantity)
+
+
+def test_analyze_refuses_a_checkpoint_of_another_model(tmp_path):
+    assert run_cli("train.py", *SMALL, "logger.mode=disabled", cwd=tmp_path).returncode == 0
+    run_dir = tmp_path / "runs" / "adding-T10-lstm-none-s0"
+    bad = run_cli("analyze.py", *SMALL, "model.hidden_size=32", cwd=tmp_path)
+    assert bad.returncode != 0
+    assert "model.hidden_size: 16 -> 32" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (run_dir / "analysis").exists()
+
+    other = run_cli("analyze.py", *SMALL, "model=nfg_lstm", cwd=tmp_path)  # another run_name: never trained
+    assert other.returncode != 0 and "no checkpoint at" in other.stderr and "Traceback" not in other.stderr
+
+    (run_dir / "model.ckpt").write_bytes(b"not a checkpoint")
+    corrupt = run_cli("analyze.py", *SMALL, cwd=tmp_path)
+    assert corrupt.returncode != 0 and "unreadable" in corrupt.stderr and "Traceback" not in corrupt.stderr
+    assert not (run_dir / "analysis").exists()
