@@ -36,12 +36,18 @@ class StepTimer(pl.Callback):
     def on_train_batch_start(self, *args) -> None:
         self.starts.append(time.perf_counter())
 
+    def mean_ms(self) -> float:
+        """Mean ms per step after warm-up: what a periodic extra (the probe every N steps) costs on average."""
+        window = self.starts[WARMUP:]
+        return 1e3 * (window[-1] - window[0]) / (len(window) - 1)
+
     def step_ms(self) -> list[float]:
         return [1e3 * (b - a) for a, b in zip(self.starts[WARMUP:-1], self.starts[WARMUP + 1:], strict=True)]
 
 
-def gradlab_step_ms(model: str, steps: int, tmp: Path, extra: tuple[str, ...] = ()) -> float:
-    """Median ms per optimizer step of `pipelines/train.py` for this model (CSV + wandb offline logging on)."""
+def gradlab_step_ms(model: str, steps: int, tmp: Path, extra: tuple[str, ...] = ("probe.enabled=false",),
+                    mean: bool = False) -> float:
+    """Median (or mean) ms per optimizer step of `pipelines/train.py` for this model (CSV + wandb offline on)."""
     cfg = compose("config", [f"model={model}", f"task.seq_len={T}", f"model.hidden_size={H}",
                              f"trainer.batch_size={B}", f"trainer.max_steps={steps + WARMUP + 1}",
                              "trainer.val_every_n_steps=100000", "data.n_train=1024", "data.n_val=64",
@@ -57,7 +63,7 @@ def gradlab_step_ms(model: str, steps: int, tmp: Path, extra: tuple[str, ...] = 
     for lg in trainer.loggers:
         if hasattr(lg, "experiment") and hasattr(lg.experiment, "finish"):
             lg.experiment.finish()
-    return statistics.median(timer.step_ms())
+    return timer.mean_ms() if mean else statistics.median(timer.step_ms())
 
 
 def _time_loop(step, steps: int) -> float:

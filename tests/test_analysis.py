@@ -41,3 +41,15 @@ def test_analyze_refuses_a_checkpoint_of_another_model(tmp_path):
     corrupt = run_cli("analyze.py", *SMALL, cwd=tmp_path)
     assert corrupt.returncode != 0 and "unreadable" in corrupt.stderr and "Traceback" not in corrupt.stderr
     assert not (run_dir / "analysis").exists()
+
+
+def test_compare_draws_the_last_probes_of_several_runs(train, tmp_path):
+    _, rnn = train("profile=smoke", "model=rnn", "task.seq_len=10", "trainer.max_steps=3", "logger.mode=disabled")
+    _, nfg = train("profile=smoke", "model=nfg_lstm", "task.seq_len=10", "trainer.max_steps=3",
+                   "logger.mode=disabled")
+    done = run_cli("compare.py", str(rnn), str(nfg), "--out", str(tmp_path / "cmp.png"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "adding-T10-nfg_lstm-none-s0: dL_dc_norm t=0 / t=T-1" in done.stdout
+    assert (tmp_path / "cmp.png").stat().st_size > 1000
+    missing = run_cli("compare.py", str(tmp_path / "nope"), "--out", str(tmp_path / "x.png"), cwd=tmp_path)
+    assert missing.returncode != 0 and "does not exist" in missing.stderr and not (tmp_path / "x.png").exists()

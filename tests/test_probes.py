@@ -130,11 +130,14 @@ def test_linear_rnn_gradient_scales_as_alpha_power(alpha):
         model.weights(0)[1].copy_(alpha * q)
     model.rnn_activation = lambda a: a
     x = torch.randn(4, T, 3, dtype=torch.float64)
-    norms = bptt_probe(model, x, lambda out, tr: out.square().sum(1).mean()).layers[0]["dL_dh_norm"]
+    result = bptt_probe(model, x, lambda out, tr: out.square().sum(1).mean())
+    norms = result.layers[0]["dL_dh_norm"]
     k = torch.arange(T, dtype=torch.float64)
     expected = alpha ** (T - 1 - k) * norms[-1]
     torch.testing.assert_close(norms, expected, rtol=1e-6, atol=0)
     assert decay_rate(norms) == pytest.approx(math.log(alpha), abs=1e-9)
+    assert result.scalars["decay_rate_predicted"] == pytest.approx(math.log(alpha), abs=1e-9)  # mean-field theory
+    assert result.scalars["decay_rate_bound"] == pytest.approx(math.log(alpha), abs=1e-9)  # tight when linear
 
 
 def test_nfg_cell_gradient_is_constant_on_the_direct_path():

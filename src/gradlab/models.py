@@ -113,8 +113,9 @@ class RecurrentNet(nn.Module):
                          record: bool = False) -> tuple[Tensor, list[LayerTrace]]:
         """The unrolled twin: the same parameters as an explicit loop over layers and steps.
 
-        With record=True every a_t, h_t, c_t retains its gradient, so after one backward pass `.grad` holds the
-        total derivatives dL/da_t, dL/dh_t, dL/dc_t. h0/c0: (num_layers, B, H) initial states (default zeros).
+        With record=True the traces keep every x_t, a_t, h_t, c_t of the graph, so that one
+        `torch.autograd.grad(loss, [a_t, h_t, c_t ...])` gives the total derivatives dL/da_t, dL/dh_t, dL/dc_t.
+        h0/c0: (num_layers, B, H) initial states (default zeros).
         """
         inp = self.encode(x)
         B, T, _ = inp.shape
@@ -137,9 +138,6 @@ class RecurrentNet(nn.Module):
                     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
                     h = torch.sigmoid(o) * torch.tanh(c)
                 if record:
-                    for tensor in (a, h, c) if self.kind != "rnn" else (a, h):
-                        if tensor.requires_grad:
-                            tensor.retain_grad()
                     trace.x.append(inp[:, t])
                     trace.a.append(a)
                     if self.kind != "rnn":

@@ -83,3 +83,23 @@ def learning_curve(csv_path: Path, title: str, path: Path, baseline: float) -> P
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     return save(fig, path)
+
+
+def compare_final_probes(tables: dict[str, pd.DataFrame], title: str, path: Path, layer: int = 0) -> Path:
+    """The last probe of several runs side by side: ‖∂L/∂h_t‖ and ‖∂L/∂c_t‖ relative to their value at t=T-1."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, quantity, label in zip(axes, ("dL_dh_norm", "dL_dc_norm"), ("‖∂L/∂h_t‖", "‖∂L/∂c_t‖"), strict=True):
+        for name, df in tables.items():
+            sel = df[(df.quantity == quantity) & (df.layer == layer) & (df.step == df.step.max())].sort_values("t")
+            if sel.empty:
+                continue
+            values = sel.value.to_numpy(dtype=float)
+            rel = np.where(values > 0, values / values[-1], np.nan)
+            ax.plot(sel.t, rel, lw=1.5, label=f"{name} (step {int(sel.step.iloc[0])})")
+        ax.set_yscale("log")
+        ax.set_xlabel("time step t")
+        ax.set_title(f"{label} / its value at t=T-1", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return save(fig, path)

@@ -81,7 +81,10 @@ def bptt_probe(model: RecurrentNet, x: Tensor, loss_fn: LossFn, h0: Tensor | Non
         }
         a = torch.stack(trace.a).detach()  # (T, B, G·H)
         if model.kind == "rnn":
-            curves["tanh_deriv_mean"] = (1 - torch.tanh(a) ** 2).mean(dim=(1, 2))
+            d = activation_derivative(model, a)  # tanh'(a_t), or whatever elementwise activation the model has
+            curves["tanh_deriv_mean"] = d.abs().mean(dim=(1, 2))
+            curves["_deriv_sq_mean"] = d.square().mean(dim=(1, 2))  # for the mean-field prediction
+            curves["_deriv_abs_max"] = d.abs().amax(dim=(1, 2))  # for the Pascanu bound
         else:
             curves["dL_dc_norm"] = (torch.stack(g_c).norm(dim=-1) * scale).mean(1)
             curves["forget_gate_mean"] = torch.sigmoid(a[..., H:2 * H]).mean(dim=(1, 2))
@@ -90,6 +93,13 @@ def bptt_probe(model: RecurrentNet, x: Tensor, loss_fn: LossFn, h0: Tensor | Non
             result.dW.append({k: v.detach() for k, v in dW.items()})
     result.scalars = derived_scalars(model, result.layers)
     return result
+
+
+def activation_derivative(model: RecurrentNet, a: Tensor) -> Tensor:
+    """φ'(a) elementwise, by autograd through the model's own activation (tanh, or identity in the linear tests)."""
+    with torch.enable_grad():
+        a = a.detach().requires_grad_(True)
+        return torch.autograd.grad(model.rnn_activation(a).sum(), a)[0]
 
 
 def _zero_if_none(grad: Tensor | None, like: Tensor) -> Tensor:
@@ -123,13 +133,22 @@ def horizon(norms: Tensor, fraction: float = HORIZON_FRACTION) -> int:
 def predicted_decay_rate(model: RecurrentNet, curves: dict[str, Tensor], layer: int) -> float:
     """Theory beside the measurement (science.md §2), ln per step.
 
-    rnn: ∂h_s/∂h_{s-1} = diag(tanh'(a_s)) W_hh, so ln σ_max(W_hh) + mean_t ln mean|tanh'(a_t)| (exact for a linear
-    RNN with W_hh = αQ); lstm/nfg: the cell path's direct factor f_t, so mean_t ln mean f_t (0 for the nfg).
+    rnn: ∂h_s/∂h_{s-1} = diag(φ'(a_s)) W_hh. The mean-field gain of a backpropagated vector per step is
+    χ_s = (‖W_hh‖_F² / H) · mean φ'(a_s)², so the rate is ½ · mean_s ln χ_s (exact for the linear RNN with
+    W_hh = αQ, where it is ln α). lstm/nfg: the cell path's direct factor f_t, so mean_t ln mean f_t (0 for the nfg).
     """
     if model.kind == "rnn":
         w_hh = model.weights(layer)[1].detach().double()
-        return float(torch.linalg.matrix_norm(w_hh, ord=2).log() + curves["tanh_deriv_mean"].log().mean())
+        gain = w_hh.square().sum() / w_hh.shape[1]
+        return float(0.5 * (gain * curves["_deriv_sq_mean"]).log().mean())
     return float(curves["forget_gate_mean"].log().mean())
+
+
+def decay_rate_bound(model: RecurrentNet, curves: dict[str, Tensor], layer: int) -> float:
+    """rnn: ln σ_max(W_hh) + mean_t ln max|φ'(a_t)|, an upper bound on the per-step log Jacobian norm (Pascanu
+    et al. 2013: below 0 the gradient must vanish)."""
+    w_hh = model.weights(layer)[1].detach().double()
+    return float(torch.linalg.matrix_norm(w_hh, ord=2).log() + curves["_deriv_abs_max"].log().mean())
 
 
 def derived_scalars(model: RecurrentNet, layers: list[dict[str, Tensor]]) -> dict[str, float]:
@@ -142,6 +161,7 @@ def derived_scalars(model: RecurrentNet, layers: list[dict[str, Tensor]]) -> dic
         if "dL_dc_norm" in curves:
             s["decay_rate_c"] = decay_rate(curves["dL_dc_norm"])
         if model.kind == "rnn":
+            s["decay_rate_bound"] = decay_rate_bound(model, curves, layer)
             w_hh = model.weights(layer)[1].detach().double()
             s["W_hh_spectral_norm"] = float(torch.linalg.matrix_norm(w_hh, ord=2))
             s["W_hh_spectral_radius"] = float(torch.linalg.eigvals(w_hh).abs().max())
