@@ -15,3 +15,32 @@ def test_lstm_learns_adding_T50_while_tanh_rnn_does_not(train):
     assert lstm["solved_at_step"] is not None or lstm["test_loss_rel_baseline"] < 0.05
     assert lstm["test_loss_rel_baseline"] < 0.05, lstm
     assert rnn["test_loss_rel_baseline"] > 0.90, rnn
+
+
+def test_bptt_after_training_on_adding_T100(train, tmp_path):
+    """issue #3, the documented run (README figure): after 2000 steps on adding T=100 the rnn's ‖∂L/∂h_0‖ is at
+    least 1e3 x smaller than ‖∂L/∂h_{T-1}‖, the lstm's decays less, and the nfg's ‖∂L/∂c_t‖ stays within x10."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+    from conftest import ROOT
+
+    common = ("task=adding", "task.seq_len=100", "model.hidden_size=64", "trainer.max_steps=2000",
+              "probe.every_n_steps=250", "logger.mode=disabled")
+    last = {}
+    for model in ("rnn", "lstm", "nfg_lstm"):
+        _, run_dir = train(*common, f"model={model}")
+        df = pd.read_csv(run_dir / "bptt.csv")
+        last[model] = df[(df.step == 2000) & (df.layer == 0)]
+
+    def curve(model, quantity):
+        return last[model][last[model].quantity == quantity].sort_values("t").value.to_numpy()
+
+    rnn, lstm, nfg_c = curve("rnn", "dL_dh_norm"), curve("lstm", "dL_dh_norm"), curve("nfg_lstm", "dL_dc_norm")
+    assert rnn[0] <= 1e-3 * rnn[-1], rnn[0] / rnn[-1]
+    assert lstm[0] / lstm[-1] > rnn[0] / rnn[-1]
+    assert nfg_c.max() <= 10 * nfg_c.min(), nfg_c.max() / nfg_c.min()
+    runs = [str(tmp_path / "runs" / f"adding-T100-{m}-none-s0") for m in ("rnn", "lstm", "nfg_lstm")]
+    subprocess.run([sys.executable, str(ROOT / "pipelines" / "compare.py"), *runs, "--out",
+                    str(tmp_path / "cmp.png")], check=True)

@@ -89,13 +89,13 @@ def compare_final_probes(tables: dict[str, pd.DataFrame], title: str, path: Path
     """The last probe of several runs side by side: ‖∂L/∂h_t‖ and ‖∂L/∂c_t‖ relative to their value at t=T-1."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, quantity, label in zip(axes, ("dL_dh_norm", "dL_dc_norm"), ("‖∂L/∂h_t‖", "‖∂L/∂c_t‖"), strict=True):
-        for name, df in tables.items():
+        for i, (name, df) in enumerate(tables.items()):
             sel = df[(df.quantity == quantity) & (df.layer == layer) & (df.step == df.step.max())].sort_values("t")
             if sel.empty:
                 continue
             values = sel.value.to_numpy(dtype=float)
             rel = np.where(values > 0, values / values[-1], np.nan)
-            ax.plot(sel.t, rel, lw=1.5, label=f"{name} (step {int(sel.step.iloc[0])})")
+            ax.plot(sel.t, rel, lw=1.5, color=f"C{i}", label=f"{name} (step {int(sel.step.iloc[0])})")
         ax.set_yscale("log")
         ax.set_xlabel("time step t")
         ax.set_title(f"{label} / its value at t=T-1", fontsize=10)

@@ -43,10 +43,13 @@ def make_loggers(cfg: Any, run_dir: Path, config: dict[str, Any]) -> list[Logger
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 
-        loggers.append(WandbLogger(
+        wandb_logger = WandbLogger(
             project=cfg.logger.project, entity=cfg.logger.entity, name=cfg.run_name, save_dir=str(run_dir),
             mode=mode, config=config, settings=wandb.Settings(init_timeout=30, console="off"),
-        ))
+        )
+        # Lightning 2.6 always passes anonymous=None, which wandb >= 0.2x answers with a deprecation warning
+        wandb_logger._wandb_init.pop("anonymous", None)
+        loggers.append(wandb_logger)
     return loggers
 
 
