@@ -39,8 +39,11 @@ def train(tmp_path):
 
 def run_cli(script: str, *args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run a pipeline entry point as a user would, from `cwd`."""
+    # WANDB_SERVICE: wandb runs made in this (pytest) process leave their service's address in os.environ; a
+    # child that inherits it logs through the parent's service, and its files may land after it exits.
+    base = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
     return subprocess.run([sys.executable, str(ROOT / "pipelines" / script), *args], cwd=cwd, text=True,
-                          capture_output=True, env={**os.environ, **(env or {})}, timeout=600)
+                          capture_output=True, env={**base, **(env or {})}, timeout=600)
 
 
 def read_json(path: Path) -> dict:

@@ -5,34 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from gradlab.config import ConfigError
 from gradlab.module import RecurrentModule
 from gradlab.probes import bptt_probe, probe_rows, write_probe_outputs
+from gradlab.resume import config_differences, read_checkpoint
 from gradlab.tasks import ensure_dataset, load_split
-from gradlab.tracking import log_bptt_to_wandb, make_loggers, wandb_run_dir, write_json
+from gradlab.tracking import finish_loggers, log_bptt_to_wandb, make_loggers, wandb_run_dir, write_json
 
 # What must agree between the checkpoint and the command: the model the weights belong to and the data it reads.
 IDENTITY_KEYS = ("task", "model", "data")
-
-
-def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for k, v in node.items():
-            out.update(_flat(v, f"{prefix}{k}."))
-        return out
-    return {prefix.rstrip("."): node}
-
-
-def config_differences(saved: dict[str, Any], wanted: dict[str, Any], groups: tuple[str, ...]) -> list[str]:
-    """`key: saved -> wanted` for every leaf under `groups` that differs (a key only one side has counts too)."""
-    a = _flat({g: saved.get(g, {}) for g in groups})
-    b = _flat({g: wanted.get(g, {}) for g in groups})
-    return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}" for k in sorted(a.keys() | b.keys())
-            if a.get(k, "<absent>") != b.get(k, "<absent>")]
 
 
 def load_checkpoint(path: Path, cfg: DictConfig) -> tuple[RecurrentModule, dict[str, Any]]:
@@ -40,14 +23,12 @@ def load_checkpoint(path: Path, cfg: DictConfig) -> tuple[RecurrentModule, dict[
     if not path.is_file():
         raise ConfigError(f"no checkpoint at {path}: train the run first (python pipelines/train.py with the "
                           f"same overrides) or point run_name= at a trained run")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        saved, state = ckpt["hyper_parameters"], ckpt["state_dict"]
-    except Exception as err:  # any unreadable file: pickle, zip, key errors
-        raise ConfigError(f"checkpoint {path} is unreadable ({type(err).__name__}: {str(err)[:80]}); "
-                          f"retrain the run to replace it") from None
+    ckpt = read_checkpoint(path, hint="retrain the run to replace it")
+    saved, state = ckpt.get("hyper_parameters"), ckpt.get("state_dict")
+    if not isinstance(saved, dict) or state is None:
+        raise ConfigError(f"checkpoint {path} is not a gradlab training checkpoint; retrain the run")
     wanted = OmegaConf.to_container(cfg, resolve=True)
-    diff = config_differences(saved, wanted, IDENTITY_KEYS)
+    diff = config_differences({g: saved.get(g) for g in IDENTITY_KEYS}, {g: wanted.get(g) for g in IDENTITY_KEYS})
     if diff:
         raise ConfigError(f"checkpoint {path} was trained with another config ({'; '.join(diff)}); "
                           f"use the overrides it was trained with or another run_name=")
@@ -76,12 +57,9 @@ def run_analysis(cfg: DictConfig) -> dict[str, Any]:
                                                          "job_type": "analysis"})]
     for lg in loggers:
         lg.log_metrics({f"analysis/bptt_{k}": v for k, v in result.scalars.items()}, step=step)
-        lg.save()
     log_bptt_to_wandb(loggers, df, figures, prefix="analysis/bptt")
     wandb_dir = wandb_run_dir(loggers)
-    for lg in loggers:
-        if hasattr(lg, "experiment") and hasattr(lg.experiment, "finish"):
-            lg.experiment.finish()
+    finish_loggers(loggers)
     write_json(out_dir / "metrics.json", summary)
     print(f"{cfg.run_name}: probed step {step} on {len(x)} test sequences: decay rate "
           f"{result.scalars['decay_rate']:.4g}/step (predicted {result.scalars['decay_rate_predicted']:.4g}), "

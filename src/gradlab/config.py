@@ -95,6 +95,9 @@ class TrainerConfig:
     devices: int = 1
     precision: str = "32-true"
     deterministic: bool = True
+    # a gradient norm (after clipping) above this is an explosion, recorded as divergence; null: only NaN/inf.
+    # 1e10 is the cut Pascanu et al.'s reference code used; Adam would otherwise march on with 1e12 gradients.
+    explode_threshold: float | None = 1e10
 
 
 @dataclass
@@ -130,6 +133,7 @@ class TrainConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     data: DataConfig = field(default_factory=DataConfig)
     seed: int = 0
+    resume: bool = True  # continue an interrupted run from runs/<run_name>/last.ckpt; false: start afresh
     run_name: str = MISSING
     runs_dir: str = "runs"
     data_dir: str = "data"
@@ -221,6 +225,8 @@ def validate(cfg: DictConfig) -> None:
     _choice("trainer.accelerator", t.accelerator, ACCELERATORS)
     _range("trainer.devices", t.devices, t.devices >= 1, "an integer >= 1")
     _choice("trainer.precision", t.precision, PRECISIONS)
+    if t.explode_threshold is not None:
+        _range("trainer.explode_threshold", t.explode_threshold, t.explode_threshold > 0, "a number > 0 or null")
     p = cfg.probe
     _range("probe.every_n_steps", p.every_n_steps, p.every_n_steps >= 1, "an integer >= 1")
     _range("probe.batch_size", p.batch_size, p.batch_size >= 1, "an integer >= 1")

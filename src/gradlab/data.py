@@ -7,9 +7,27 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
 
 from gradlab.tasks import SPLITS, load_split
+
+
+class StepBatches:
+    """Index batches for optimizer steps start, start+1, ...: epoch e is a permutation seeded by (seed, e), cut
+    into n // batch_size full batches. A pure function of (seed, step): resuming at step k needs no saved state."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start: int = 0):
+        self.n, self.batch_size, self.seed, self.start = n, min(batch_size, n), seed, start
+        self.per_epoch = n // self.batch_size
+
+    def __iter__(self):
+        step = self.start
+        while True:
+            epoch, k = divmod(step, self.per_epoch)
+            perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+            for i in range(k, self.per_epoch):
+                yield perm[i * self.batch_size:(i + 1) * self.batch_size]
+            step = (epoch + 1) * self.per_epoch
 
 
 class SequenceData(pl.LightningDataModule):
@@ -25,20 +43,19 @@ class SequenceData(pl.LightningDataModule):
         if not self.splits:
             self.splits = {s: TensorDataset(*load_split(self.root, self.task, s)) for s in SPLITS}
 
-    def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
+    def _loader(self, split: str, batch_size: int) -> DataLoader:
         ds = self.splits[split]
-        if shuffle:
-            sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(self.seed))
-        else:
-            sampler = SequentialSampler(ds)
-        batches = BatchSampler(sampler, min(batch_size, len(ds)), drop_last=shuffle)
+        batches = BatchSampler(SequentialSampler(ds), min(batch_size, len(ds)), drop_last=False)
         return DataLoader(ds, sampler=batches, batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True, self.batch_size)
+        """Endless batches; batch k depends only on (seed, k), so a resumed run sees the batches it would have."""
+        start = self.trainer.global_step if self.trainer is not None else 0
+        sampler = StepBatches(len(self.splits["train"]), self.batch_size, self.seed, start)
+        return DataLoader(self.splits["train"], sampler=sampler, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False, self.eval_batch_size)
+        return self._loader("val", self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False, self.eval_batch_size)
+        return self._loader("test", self.eval_batch_size)

@@ -10,13 +10,21 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 from gradlab.data import SequenceData
 from gradlab.module import RecurrentModule
 from gradlab.probes import BPTTProbe, write_probe_outputs
-from gradlab.tasks import SPLITS, empirical_baseline, ensure_dataset, task_spec
-from gradlab.tracking import PlainProgress, log_bptt_to_wandb, make_loggers, wandb_run_dir, write_json
+from gradlab.resume import FINAL, LAST, GracefulStop, clear_outputs, continue_csv, csv_until, resume_from
+from gradlab.tasks import SPLITS, atomic_write_bytes, empirical_baseline, ensure_dataset, task_spec
+from gradlab.tracking import (
+    PlainProgress,
+    finish_loggers,
+    log_bptt_to_wandb,
+    make_loggers,
+    wandb_run_dir,
+    write_json,
+)
 
 
 def data_sizes(cfg: DictConfig) -> dict[str, int]:
@@ -61,10 +69,21 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     module = RecurrentModule(config)
 
     run_dir = Path(cfg.runs_dir) / cfg.run_name
+    resume = resume_from(cfg)  # (checkpoint, step) of this run's earlier, interrupted (or shorter) training
     run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    kept_csv = None
+    if resume is None:
+        clear_outputs(run_dir)
+    else:
+        kept_csv = csv_until(run_dir / "metrics.csv", resume[2])
+        print(f"resuming {cfg.run_name} from {resume[0]} at step {resume[1]}", flush=True)
+    atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
     loggers = make_loggers(cfg, run_dir, config)
-    callbacks: list[pl.Callback] = []
+    for lg in loggers:
+        if isinstance(lg, CSVLogger):
+            continue_csv(lg, run_dir / "metrics.csv", kept_csv)
+    stop = GracefulStop(run_dir / LAST, run_dir / "metrics.csv")
+    callbacks: list[pl.Callback] = [stop]
     probe = None
     if cfg.probe.enabled:
         x_val, y_val = dm.splits["val"].tensors
@@ -74,16 +93,22 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     y_train, y_test = dm.splits["train"].tensors[1], dm.splits["test"].tensors[1]
     baseline = {"baseline/loss": spec.baseline_loss,
                 "baseline/loss_empirical": empirical_baseline(spec, y_train, y_test)}
-    for lg in trainer.loggers:
+    for lg in trainer.loggers if resume is None else []:  # a resumed run's log has them already
         lg.log_metrics(baseline, step=0)
 
     print(f"training {cfg.run_name} on {trainer.strategy.root_device} for {cfg.trainer.max_steps} steps "
           f"(baseline loss {spec.baseline_loss:.4g})", flush=True)
-    trainer.fit(module, datamodule=dm)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(resume[0]) if resume else None)
+    if stop.signum is not None:
+        finish_loggers(trainer.loggers)
+        print(f"{cfg.run_name}: interrupted at step {trainer.global_step}; checkpoint {run_dir / LAST}. "
+              f"Run the same command again to resume.", flush=True)
+        raise SystemExit(128 + stop.signum)
     if module.status == "running":
         module.status = "completed"
     test = trainer.test(module, datamodule=dm, verbose=False)[0]
-    trainer.save_checkpoint(run_dir / "model.ckpt")
+    trainer.save_checkpoint(run_dir / FINAL)  # atomic (fsspec transaction), then the unfinished marker goes
+    (run_dir / LAST).unlink(missing_ok=True)
 
     test_loss = float(test["test/loss"])
     # Optimizer steps applied: Lightning counts the skipped step of a non-finite loss too.
@@ -104,8 +129,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         "clip_fraction": module.clip_count / steps if steps else 0.0,
         "grad_norm_preclip_max": module.max_norm_preclip,
     }
-    if probe is not None and probe.last is not None:
-        s = probe.last.scalars
+    if probe is not None and probe.last_scalars is not None:
+        s = probe.last_scalars
         metrics.update({"bptt_decay_rate": s["decay_rate"], "bptt_horizon": s["horizon"],
                         "bptt_decay_rate_predicted": s["decay_rate_predicted"]})
         df, figures = write_probe_outputs(run_dir, probe.rows, cfg.run_name)
@@ -114,12 +139,15 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     write_json(run_dir / "run_info.json", {
         "wall_time_s": round(time.perf_counter() - started, 3), "device": str(module.device),
         "torch": torch.__version__, "argv": " ".join(sys.argv),
+        "resumed_from_step": resume[1] if resume else None,
+        # offline wandb runs cannot be resumed: each (re)start is its own offline-run-*, oldest first
+        "wandb_runs": sorted(p.name for p in (run_dir / "wandb").glob("offline-run-*")),
     })
     wandb_dir = wandb_run_dir(trainer.loggers)
     for lg in trainer.loggers:
         if isinstance(lg, WandbLogger):
             lg.experiment.summary.update({f"final/{k}": v for k, v in metrics.items() if v is not None})
-            lg.experiment.finish()
+    finish_loggers(trainer.loggers)
     print(f"{cfg.run_name}: status={metrics['status']} steps={steps} test_loss={test_loss:.4g} "
           f"(baseline {spec.baseline_loss:.4g}, solved={metrics['solved']})")
     print(f"run folder:  {run_dir}/  (config.yaml, metrics.json, metrics.csv, model.ckpt"

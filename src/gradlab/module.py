@@ -96,6 +96,11 @@ class RecurrentModule(pl.LightningModule):
         self.clip_count += int(clipped)
         self.max_norm_preclip = max(self.max_norm_preclip, pre)
         self.log_dict({"grad/norm_preclip": pre, "grad/norm_postclip": post, "grad/clipped": float(clipped)})
+        limit = self.cfg.trainer.get("explode_threshold")
+        if limit is not None and post > limit:  # exploded: the step that would be applied is this large
+            for p in self.parameters():
+                p.grad = None
+            self.diverge(f"gradient norm {post:.3g} > trainer.explode_threshold={limit:g}")
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.model.freeze_forget_gate()  # NFG: keep f == 1 exactly, also under weight decay

@@ -188,18 +188,17 @@ def probe_rows(step: int, result: ProbeResult) -> list[tuple[int, int, int, str,
 class BPTTProbe(pl.Callback):
     """Runs `bptt_probe` on a fixed batch every `every_n_steps` optimizer steps, at the start and at the end.
 
-    Keeps every probe's curves (`rows`, `history`) and logs the derived scalars as bptt/<name> at the probe's step.
+    Keeps every probe's rows (for bptt.csv) and the last probe's scalars, also across a resume (state_dict), and
+    logs the derived scalars as bptt/<name> at the probe's step. A probe whose gradients are not finite (a
+    diverging run) is kept as data: its rows hold NaN/inf, the non-finite scalars are left out of the loggers.
     """
 
     def __init__(self, x: Tensor, y: Tensor, every_n_steps: int):
         self.x, self.y, self.every = x, y, every_n_steps
         self.rows: list[tuple[int, int, int, str, float]] = []
-        self.history: list[tuple[int, ProbeResult]] = []
+        self.steps: list[int] = []
+        self.last_scalars: dict[str, float] | None = None
         self.probe_ms: list[float] = []
-
-    @property
-    def last(self) -> ProbeResult | None:
-        return self.history[-1][1] if self.history else None
 
     def run(self, trainer: pl.Trainer, module: pl.LightningModule) -> ProbeResult:
         step = trainer.global_step
@@ -207,24 +206,37 @@ class BPTTProbe(pl.Callback):
         started = time.perf_counter()
         result = bptt_probe(module.model, x, lambda out, traces: module.loss_and_accuracy(out, y)[0])
         self.probe_ms.append(1e3 * (time.perf_counter() - started))
-        self.history.append((step, result))
+        self.steps.append(step)
+        self.last_scalars = result.scalars
         self.rows += probe_rows(step, result)
         scalars = {f"bptt/{k}": v for k, v in result.scalars.items() if math.isfinite(v)}
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=step)
         return result
 
+    def _due(self, step: int) -> bool:
+        return not self.steps or self.steps[-1] != step
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.history or self.history[-1][0] != trainer.global_step:
+        step = trainer.global_step  # > 0 when resumed: then only a probe that is on the schedule
+        if (step == 0 or step % self.every == 0) and self._due(step):
             self.run(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        if trainer.global_step % self.every == 0 and self.history[-1][0] != trainer.global_step:
+        if trainer.global_step % self.every == 0 and self._due(trainer.global_step):
             self.run(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.history[-1][0] != trainer.global_step:
+        interrupted = any(getattr(cb, "signum", None) is not None for cb in trainer.callbacks)  # GracefulStop
+        if self._due(trainer.global_step) and not interrupted:
             self.run(trainer, pl_module)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": list(self.rows), "steps": list(self.steps), "last_scalars": self.last_scalars}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows = [tuple(r) for r in state["rows"]]
+        self.steps, self.last_scalars = list(state["steps"]), state["last_scalars"]
 
 
 def write_probe_outputs(out_dir: Path, rows: list[tuple], title: str) -> tuple[pd.DataFrame, dict[str, Path]]:

@@ -61,6 +61,14 @@ def wandb_run_dir(loggers: list[Logger]) -> str | None:
     return None
 
 
+def finish_loggers(loggers: list[Logger]) -> None:
+    """Flush the CSV and close the wandb run (its offline files are complete once this returns)."""
+    for logger in loggers:
+        logger.save()
+        if isinstance(logger, WandbLogger):
+            logger.experiment.finish()
+
+
 def finite_or_none(value: Any) -> Any:
     """JSON has no NaN/inf: a non-finite number is written as null."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -1,0 +1,162 @@
+"""Interrupted runs: last.ckpt after every validation and on SIGTERM/SIGINT, and resuming from it on the next call.
+
+A run folder holds `last.ckpt` while its run is unfinished and `model.ckpt` once it has finished. Rerunning the
+same command continues from whichever is there (the finished one only trains on if trainer.max_steps grew), as
+long as the saved config equals the new one in everything but the training length; otherwise it stops with the
+keys that differ, before any work. `resume=false` starts afresh.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from gradlab.config import ConfigError
+from gradlab.tasks import atomic_write_bytes
+
+LAST, FINAL = "last.ckpt", "model.ckpt"
+MAY_DIFFER = ("trainer.max_steps", "resume")  # a resumed run may train for longer; everything else must match
+CSV_ROWS = "gradlab_csv_rows"
+OUTPUTS = (LAST, FINAL, "metrics.json", "metrics.csv", "bptt.csv", "run_info.json", "hparams.yaml")
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): node}
+
+
+def config_differences(saved: dict[str, Any], wanted: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
+    """`key: saved -> wanted` for every leaf that differs (a key only one side has counts too)."""
+    a, b = _flat(saved), _flat(wanted)
+    return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}" for k in sorted(a.keys() | b.keys())
+            if k not in ignore and a.get(k, "<absent>") != b.get(k, "<absent>")]
+
+
+def read_checkpoint(path: Path, hint: str = "delete it or use resume=false to start the run afresh") -> dict:
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a truncated or foreign file: pickle, zip or key errors
+        raise ConfigError(f"checkpoint {path} is unreadable ({type(err).__name__}); {hint}") from None
+
+
+def resume_from(cfg: DictConfig) -> tuple[Path, int, int] | None:
+    """(checkpoint, its step, metrics.csv rows then) to resume from; None: a fresh start.
+
+    ConfigError if the folder holds a run with another config."""
+    run_dir = Path(cfg.runs_dir) / cfg.run_name
+    if not cfg.resume:
+        return None
+    for name in (LAST, FINAL):
+        path = run_dir / name
+        if path.is_file():
+            ckpt = read_checkpoint(path)
+            saved = ckpt.get("hyper_parameters")
+            if not isinstance(saved, dict) or "loops" not in ckpt:
+                raise ConfigError(f"checkpoint {path} is not a gradlab training checkpoint; use resume=false "
+                                  f"or another run_name=")
+            diff = config_differences(saved, OmegaConf.to_container(cfg, resolve=True), MAY_DIFFER)
+            if diff:
+                raise ConfigError(f"{run_dir} holds a run with another config ({'; '.join(diff)}); use another "
+                                  f"run_name= or resume=false to overwrite it")
+            return path, int(ckpt.get("global_step", 0)), int(ckpt.get(CSV_ROWS, 0))
+    return None
+
+
+def clear_outputs(run_dir: Path) -> None:
+    """A fresh start in a used folder: drop the old run's files (its wandb runs stay, they are history)."""
+    import shutil
+
+    for name in OUTPUTS:
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "figures", ignore_errors=True)
+
+
+def csv_rows(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    with open(path, newline="") as f:
+        return sum(1 for _ in csv.DictReader(f))
+
+
+def csv_until(path: Path, n_rows: int) -> tuple[list[str], bytes] | None:
+    """The metrics.csv a resumed run starts from: the header and the first n_rows rows, those logged before its
+    checkpoint was written (the resumed run logs the later steps again). None when there is no file."""
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        rows, header = list(reader)[:n_rows], list(reader.fieldnames or [])
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return header, out.getvalue().encode()
+
+
+def continue_csv(logger: Any, path: Path, kept: tuple[list[str], bytes] | None) -> None:
+    """Give a resumed run's CSVLogger the old rows: Lightning's writer deletes an existing metrics.csv when it
+    starts and then knows no columns, so the kept rows are put back after it has started."""
+    if kept is None:
+        return
+    writer = logger.experiment  # created now: this is where Lightning removes the old file
+    atomic_write_bytes(path, kept[1])
+    writer.metrics_keys = list(kept[0])
+
+
+class GracefulStop(pl.Callback):
+    """last.ckpt after every validation (trainer.val_every_n_steps): the point from which Lightning resumes
+    exactly, the step's logs and validation included. On SIGTERM/SIGINT: finish the current optimizer step, write
+    last.ckpt, stop. Before any checkpoint is written the loggers are flushed, and the checkpoint records how
+    many metrics.csv rows there were, so that a resumed log has each step once.
+
+    The process then exits with 128 + the signal number (run_training's caller), without metrics.json: the run is
+    not finished, and rerunning the command resumes it. A second Ctrl-C while stopping is ignored.
+    """
+
+    def __init__(self, path: Path, csv_path: Path):
+        self.path, self.csv_path = path, csv_path
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            print(f"\nreceived {signal.Signals(signum).name}: stopping after this step and writing {self.path}",
+                  file=sys.stderr, flush=True)
+        self.signum = signum
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # after Lightning has set its own SIGTERM handler (which would end the process with exit code 0): replace it
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handler)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if self.signum is not None and not trainer.should_stop:
+            trainer.save_checkpoint(self.path)  # atomic: Lightning writes through an fsspec transaction
+            trainer.should_stop = True
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking and self.signum is None:
+            trainer.save_checkpoint(self.path)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        for logger in trainer.loggers:  # the CSV log reaches at least as far as any checkpoint a resume starts from
+            logger.save()
+        checkpoint[CSV_ROWS] = csv_rows(self.csv_path)  # and a resume keeps exactly these rows
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()

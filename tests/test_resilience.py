@@ -1,0 +1,110 @@
+"""Interrupted, diverging and misconfigured runs keep their data and say what happened (issue #5)."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+from conftest import ROOT, read_json, run_cli
+
+RUN = ("profile=smoke", "task.seq_len=20", "trainer.max_steps=400", "trainer.val_every_n_steps=50",
+       "probe.every_n_steps=100", "logger.mode=disabled")  # last.ckpt after every validation
+NAME = "adding-T20-lstm-none-s0"
+
+
+def start(cwd, *args):
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    return subprocess.Popen([sys.executable, str(ROOT / "pipelines" / "train.py"), *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_killed_run_resumes_from_its_checkpoint_and_ends_as_if_never_killed(tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    whole.mkdir(), killed.mkdir()
+    assert run_cli("train.py", *RUN, cwd=whole).returncode == 0
+
+    proc = start(killed, *RUN)
+    run_dir = killed / "runs" / NAME
+    wait_for(run_dir / "last.ckpt", proc)
+    time.sleep(random.uniform(0.0, 1.0))
+    proc.kill()  # SIGKILL: no handler runs
+    proc.wait()
+    assert not (run_dir / "metrics.json").exists()
+
+    again = run_cli("train.py", *RUN, cwd=killed)
+    assert again.returncode == 0, again.stderr
+    step = int(again.stdout.split(" at step ")[1].split()[0])
+    assert f"resuming {NAME} from runs/{NAME}/last.ckpt at step {step}" in again.stdout and step % 50 == 0
+    assert not (run_dir / "last.ckpt").exists() and (run_dir / "model.ckpt").exists()
+    # bitwise: the batches are a function of (seed, step), and the checkpoint holds model, optimizer, loops,
+    # the module's counters and the probe's history
+    assert read_json(run_dir / "metrics.json") == read_json(whole / "runs" / NAME / "metrics.json")
+    a, b = (pd.read_csv(d / "runs" / NAME / "bptt.csv") for d in (whole, killed))
+    pd.testing.assert_frame_equal(a, b)
+    a, b = (pd.read_csv(d / "runs" / NAME / "metrics.csv") for d in (whole, killed))
+    assert list(a.step) == list(b.step)  # the steps logged after the checkpoint were dropped, then relogged
+    pd.testing.assert_series_equal(a["train/loss"], b["train/loss"])
+    assert read_json(run_dir / "run_info.json")["resumed_from_step"] == step
+
+
+def test_sigterm_writes_a_checkpoint_and_exits_quickly(tmp_path):
+    proc = start(tmp_path, *RUN, "trainer.max_steps=100000", "task.seq_len=50")
+    run_dir = tmp_path / "runs" / "adding-T50-lstm-none-s0"
+    wait_for(run_dir / "last.ckpt", proc)
+    first = run_dir.joinpath("last.ckpt").stat().st_mtime_ns
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    took = time.monotonic() - sent
+    assert took <= 10, took
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "received SIGTERM" in err and "Run the same command again to resume" in out
+    assert run_dir.joinpath("last.ckpt").stat().st_mtime_ns > first  # written at the signal, not the old one
+    assert not (run_dir / "metrics.json").exists()
+
+
+def test_resume_refuses_another_config_and_resume_false_starts_afresh(tmp_path):
+    proc = start(tmp_path, *RUN, "trainer.max_steps=100000")
+    run_dir = tmp_path / "runs" / NAME
+    wait_for(run_dir / "last.ckpt", proc)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGINT
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+    bad = run_cli("train.py", *RUN, "optim.lr=0.01", cwd=tmp_path)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines() == [
+        f"error: runs/{NAME} holds a run with another config (optim.lr: 0.001 -> 0.01); use another run_name= "
+        "or resume=false to overwrite it"]
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before  # nothing touched
+
+    longer = run_cli("train.py", *RUN, "trainer.max_steps=150", "optim.lr=0.01", "resume=false", cwd=tmp_path)
+    assert longer.returncode == 0, longer.stderr
+    assert "resuming" not in longer.stdout and read_json(run_dir / "metrics.json")["steps"] == 150
+
+
+def test_exploding_rnn_ends_diverged_without_a_traceback_and_finite_with_clipping(tmp_path):
+    explode = ("model=rnn", "model.recurrent_init=orthogonal", "model.recurrent_gain=3", "task.seq_len=100",
+               "trainer.max_steps=30", "data.n_train=512", "data.n_val=64", "data.n_test=64", "probe.every_n_steps=10",
+               "logger.mode=disabled")  # the issue's configuration at its default sizes, for 30 steps
+    raw = run_cli("train.py", *explode, "clip=none", cwd=tmp_path)
+    assert raw.returncode == 0 and "Traceback" not in raw.stderr, raw.stderr
+    m = read_json(tmp_path / "runs" / "adding-T100-rnn-none-s0" / "metrics.json")
+    assert m["status"] == "diverged" and m["diverged_at_step"] is not None, m
+    assert "trainer.explode_threshold" in m["diverged_reason"] and m["grad_norm_preclip_max"] > 1e10
+    clipped = run_cli("train.py", *explode, "clip=norm", "clip.threshold=1.0", cwd=tmp_path)
+    assert clipped.returncode == 0 and "Traceback" not in clipped.stderr, clipped.stderr
+    m = read_json(tmp_path / "runs" / "adding-T100-rnn-norm1.0-s0" / "metrics.json")
+    assert m["status"] == "completed" and m["grad_norm_preclip_max"] > 1e10, m  # exploding, but clipped
