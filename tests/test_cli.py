@@ -20,6 +20,23 @@ BAD_INPUTS = [
     (["optim=rmsprop"], "optim='rmsprop' is not a valid choice; choose one of: adam, adamw, sgd"),
     (["model=rnn", "model.forget_bias=1.0"], "model.forget_bias=1.0 applies only to model=lstm"),
     (["trainer.batch_size=20000"], "trainer.batch_size=20000 is larger than the training set"),
+    (["trainer.max_steps=0"], "trainer.max_steps=0 is out of range: must be an integer >= 1"),
+    (["optim.lr=-1"], "optim.lr=-1.0 is out of range: must be a number > 0"),
+    (["optim=sgd", "optim.momentum=2"], "optim.momentum=2.0 is out of range: must be a number in [0, 1)"),
+    (["trainer.precision=8"], "trainer.precision='8' is not a valid choice; choose one of: 32-true, 64-true"),
+    (["trainer.accelerator=tpu"], "trainer.accelerator='tpu' is not a valid choice; choose one of: auto, cpu"),
+    (["logger.mode=loud"], "logger.mode='loud' is not a valid choice; choose one of: offline, online, disabled"),
+    (["probe.every_n_steps=0"], "probe.every_n_steps=0 is out of range: must be an integer >= 1"),
+    (["probe.batch_size=5000"], "probe.batch_size=5000 is larger than the val split (data.n_val=1000)"),
+    (["trainer.explode_threshold=0"], "trainer.explode_threshold=0.0 is out of range: must be a number > 0 or null"),
+    (["task=copy", "task.copy_len=0"], "task.copy_len=0 is out of range: must be an integer >= 1"),
+    (["task=first_token", "task.n_classes=1"], "task.n_classes=1 is out of range: must be an integer >= 2"),
+    (["resume=maybe"], "resume: Value 'maybe' is not a valid bool"),
+    (["seed=abc"], "seed: Value 'abc' of type 'str' could not be converted to Integer"),
+    (["task.seq_len=1.5"], "task.seq_len: Value '1.5' of type 'float' could not be converted to Integer"),
+    (["run_name=a/b"], "run_name='a/b' is not a folder name"),
+    (["data.n_train=0"], "data.n_train=0 is out of range: must be an integer >= 1"),
+    (["profile=huge"], "profile='huge' is not a valid choice; choose one of: default, smoke"),
 ]
 
 
@@ -60,3 +77,23 @@ def test_experiment_command_writes_run_folder_and_wandb_offline_run(tmp_path):
     assert list(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
     assert (tmp_path / "data" / "adding" / "T50" / "manifest.json").exists()
     assert "step 20/20" in result.stdout  # plain progress lines when stdout is not a terminal
+
+
+def test_every_bad_input_is_in_the_docs_table():
+    """docs/bad-inputs.md lists what each bad input prints; it must not fall behind the tests."""
+    from conftest import ROOT
+
+    table = (ROOT / "docs" / "bad-inputs.md").read_text()
+    for args, _ in BAD_INPUTS:
+        assert f"`{' '.join(args)}`" in table, args
+
+
+def test_gpu_accelerator_without_a_gpu_is_refused(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        return  # the check is about machines without one
+    result = run_cli("train.py", "trainer.accelerator=gpu", cwd=tmp_path)
+    assert result.returncode != 0 and list(tmp_path.iterdir()) == []
+    assert result.stderr.strip() == ("error: trainer.accelerator=gpu but this machine has no CUDA GPU; use "
+                                     "trainer.accelerator=auto (GPU when there is one) or cpu")

@@ -108,3 +108,34 @@ def test_exploding_rnn_ends_diverged_without_a_traceback_and_finite_with_clippin
     assert clipped.returncode == 0 and "Traceback" not in clipped.stderr, clipped.stderr
     m = read_json(tmp_path / "runs" / "adding-T100-rnn-norm1.0-s0" / "metrics.json")
     assert m["status"] == "completed" and m["grad_norm_preclip_max"] > 1e10, m  # exploding, but clipped
+
+
+def test_an_unreadable_checkpoint_in_the_run_folder_is_a_clear_error(tmp_path):
+    run_dir = tmp_path / "runs" / NAME
+    run_dir.mkdir(parents=True)
+    (run_dir / "last.ckpt").write_bytes(b"\x80\x04truncated")
+    bad = run_cli("train.py", *RUN, cwd=tmp_path)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines() == [
+        f"error: checkpoint runs/{NAME}/last.ckpt is unreadable (UnpicklingError); delete it or use resume=false "
+        "to start the run afresh"]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(["last.ckpt", NAME, "runs"])  # nothing new
+
+
+def test_online_mode_without_a_reachable_server_logs_offline_with_a_warning(tmp_path):
+    # a closed loopback port: tests never send traffic anywhere else
+    done = run_cli("train.py", "profile=smoke", "trainer.max_steps=5", "probe.enabled=false", "logger.mode=online",
+                   cwd=tmp_path, env={"WANDB_MODE": "", "WANDB_BASE_URL": "http://127.0.0.1:9"})
+    assert done.returncode == 0, done.stderr
+    assert ("warning: wandb cannot reach http://127.0.0.1:9 (Connection refused): logging offline instead"
+            in done.stderr)
+    assert list((tmp_path / "runs" / "adding-T100-lstm-none-s0" / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_a_wandb_that_cannot_start_leaves_the_local_records(tmp_path):
+    done = run_cli("train.py", "profile=smoke", "trainer.max_steps=5", "probe.enabled=false", cwd=tmp_path,
+                   env={"WANDB_SERVICE": "3-99999-tcp-localhost-9"})  # a service that is not there
+    assert done.returncode == 0, done.stderr
+    assert "warning: continuing without wandb; metrics.csv and metrics.json hold the records" in done.stderr
+    run_dir = tmp_path / "runs" / "adding-T100-lstm-none-s0"
+    assert read_json(run_dir / "metrics.json")["status"] == "completed" and (run_dir / "metrics.csv").exists()

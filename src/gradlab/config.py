@@ -223,6 +223,12 @@ def validate(cfg: DictConfig) -> None:
     _range("trainer.val_every_n_steps", t.val_every_n_steps, t.val_every_n_steps >= 1, "an integer >= 1")
     _range("trainer.log_every_n_steps", t.log_every_n_steps, t.log_every_n_steps >= 1, "an integer >= 1")
     _choice("trainer.accelerator", t.accelerator, ACCELERATORS)
+    if t.accelerator in ("gpu", "cuda"):
+        import torch  # only for this check: the common path stays fast
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"trainer.accelerator={t.accelerator} but this machine has no CUDA GPU; "
+                              f"use trainer.accelerator=auto (GPU when there is one) or cpu")
     _range("trainer.devices", t.devices, t.devices >= 1, "an integer >= 1")
     _choice("trainer.precision", t.precision, PRECISIONS)
     if t.explode_threshold is not None:

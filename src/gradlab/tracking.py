@@ -10,11 +10,13 @@ import json
 import logging
 import math
 import os
+import socket
 import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
@@ -30,26 +32,61 @@ for _pattern in (".*Experiment logs directory.*", ".*isinstance\\(treespec, Leaf
 
 def wandb_mode(configured: str) -> str:
     """WANDB_MODE in the environment wins (the user's explicit choice), else the config's logger.mode."""
-    mode = os.environ.get("WANDB_MODE", configured)
+    mode = os.environ.get("WANDB_MODE") or configured  # set but empty counts as unset
     return {"dryrun": "offline", "run": "online"}.get(mode, mode)
 
 
+def wandb_reachable(timeout: float = 2.0) -> str | None:
+    """None if wandb's server (WANDB_BASE_URL, default api.wandb.ai) accepts a TCP connection, else why not."""
+    url = urlsplit(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+    except OSError as err:
+        return f"cannot reach {url.scheme}://{url.hostname}:{port} ({err.strerror or err})"
+    return None
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _start_wandb(cfg: Any, run_dir: Path, config: dict[str, Any], mode: str) -> WandbLogger:
+    import wandb
+
+    os.environ["WANDB_MODE"] = mode  # the mode settled here; wandb would also read an inherited (even empty) one
+    logger = WandbLogger(
+        project=cfg.logger.project, entity=cfg.logger.entity, name=cfg.run_name, save_dir=str(run_dir),
+        mode=mode, config=config, settings=wandb.Settings(init_timeout=30, console="off"),
+    )
+    # Lightning 2.6 always passes anonymous=None, which wandb >= 0.2x answers with a deprecation warning
+    logger._wandb_init.pop("anonymous", None)
+    logger.experiment  # noqa: B018 -- start the run now, where a failure can still be handled
+    return logger
+
+
 def make_loggers(cfg: Any, run_dir: Path, config: dict[str, Any]) -> list[Logger]:
-    """CSV into the run folder (metrics.csv), and a wandb run (offline by default) with the resolved config."""
+    """CSV into the run folder (metrics.csv), and a wandb run (offline by default) with the resolved config.
+
+    Never blocks on a network that is not there: online mode first checks that the server answers (2 s) and
+    logs offline instead if not; a wandb that fails to start at all leaves the run with its local files.
+    """
     loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name=None, version="")]
     mode = wandb_mode(cfg.logger.mode)
-    if mode != "disabled":
-        os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
-        os.environ.setdefault("WANDB_SILENT", "true")
-        import wandb
-
-        wandb_logger = WandbLogger(
-            project=cfg.logger.project, entity=cfg.logger.entity, name=cfg.run_name, save_dir=str(run_dir),
-            mode=mode, config=config, settings=wandb.Settings(init_timeout=30, console="off"),
-        )
-        # Lightning 2.6 always passes anonymous=None, which wandb >= 0.2x answers with a deprecation warning
-        wandb_logger._wandb_init.pop("anonymous", None)
-        loggers.append(wandb_logger)
+    if mode == "disabled":
+        return loggers
+    os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    if mode == "online" and (why := wandb_reachable()):
+        _warn(f"wandb {why}: logging offline instead; `wandb sync` uploads the run later")
+        mode = "offline"
+    for attempt in (mode, "offline") if mode == "online" else (mode,):
+        try:
+            loggers.append(_start_wandb(cfg, run_dir, config, attempt))
+            return loggers
+        except Exception as err:  # wandb's service crashed, no API key, a broken install: keep the local files
+            _warn(f"wandb ({attempt}) failed to start ({type(err).__name__}: {str(err).strip()[:120]})")
+    _warn("continuing without wandb; metrics.csv and metrics.json hold the records")
     return loggers
 
 
