@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PROFILE ?= cpu
 
-.PHONY: venv test test-slow experiment analyze generate repro bench lint clean
+.PHONY: venv test test-slow experiment analyze generate geometry repro bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ analyze: $(STAMP)  ## BPTT probe of a trained run on test data: make analyze ARG
 
 generate: $(STAMP)  ## one data set: make generate ARGS="task=copy task.seq_len=200"
 	$(BIN)/python pipelines/generate.py $(ARGS)
+
+geometry: $(STAMP)  ## random vectors vs theory: make geometry ARGS="geometry.dims=[2,10,100] geometry.n_pairs=2000"
+	$(BIN)/python pipelines/geometry.py $(ARGS)
 
 repro: $(STAMP)  ## the whole study (dvc repro)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro

@@ -13,6 +13,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import geometry_bench  # noqa: E402
 import probe_bench  # noqa: E402
 import training_bench  # noqa: E402
 
@@ -31,7 +32,7 @@ def markdown(rows: list[dict], header: str) -> str:
 
 def main() -> None:
     started = time.time()
-    rows = training_bench.run() + probe_bench.run()
+    rows = geometry_bench.run() + training_bench.run() + probe_bench.run()
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu": platform.processor() or platform.machine(), "cuda": torch.cuda.is_available(),
             "wall_s": round(time.time() - started, 1)}

@@ -147,11 +147,53 @@ class GenerateConfig:
     data_dir: str = "data"
 
 
+@dataclass
+class GeometryParams:
+    dims: list[int] = field(default_factory=lambda: [2, 3, 10, 50, 100, 1000, 10000])
+    distributions: list[str] = field(default_factory=lambda: ["cube", "gaussian", "sphere"])
+    n_pairs: int = 10_000
+    n_points: int = 100  # relative contrast: distances from each query to this many points
+    n_queries: int = 100
+    epsilon: float = 0.01  # the shell's thickness, as a fraction of the radius
+    mc_samples: int = 2_000_000  # cube points for the Monte Carlo shell fraction
+    mc_max_dim: int = 10  # above this, almost no cube point falls in the ball: analytic value only
+    histogram_bins: int = 90
+
+
+@dataclass
+class GeometryConfig:
+    geometry: GeometryParams = field(default_factory=GeometryParams)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    seed: int = 0
+    out_dir: str = "results/geometry"
+
+
+def validate_geometry(cfg: DictConfig) -> None:
+    """Ranges and choices of the geometry stage's config; raise ConfigError."""
+    g = cfg.geometry
+    if not g.dims:
+        raise ConfigError("geometry.dims=[] is empty: give at least one dimension, e.g. [2,10,100]")
+    for D in g.dims:
+        _range("geometry.dims", D, D >= 1, "a list of integers >= 1")
+    if not g.distributions:
+        raise ConfigError("geometry.distributions=[] is empty: choose from cube, gaussian, sphere")
+    for d in g.distributions:
+        _choice("geometry.distributions", d, ("cube", "gaussian", "sphere"))
+    _range("geometry.n_pairs", g.n_pairs, g.n_pairs >= 2, "an integer >= 2")
+    _range("geometry.n_points", g.n_points, g.n_points >= 2, "an integer >= 2")
+    _range("geometry.n_queries", g.n_queries, g.n_queries >= 1, "an integer >= 1")
+    _range("geometry.epsilon", g.epsilon, 0 < g.epsilon < 1, "a number in (0, 1)")
+    _range("geometry.mc_samples", g.mc_samples, g.mc_samples >= 1, "an integer >= 1")
+    _range("geometry.histogram_bins", g.histogram_bins, g.histogram_bins >= 2, "an integer >= 2")
+    _choice("logger.mode", cfg.logger.mode, LOGGER_MODES)
+
+
 def register_schemas() -> None:
     """Put the schemas in Hydra's ConfigStore, where conf/ files name them in their defaults lists."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="generate_schema", node=GenerateConfig)
+    cs.store(name="geometry_schema", node=GeometryConfig)
     cs.store(group="task", name="adding_schema", node=AddingTask)
     cs.store(group="task", name="copy_schema", node=CopyTask)
     cs.store(group="task", name="first_token_schema", node=FirstTokenTask)

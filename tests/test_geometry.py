@@ -1,0 +1,137 @@
+"""High-dimensional geometry against the exact values of science.md §4, and the geometry stage as users run it."""
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from conftest import run_cli
+
+from gradlab import geometry as g
+from gradlab.config import ConfigError
+
+SPHERE_ANGLE_SD = {2: 51.96, 3: 39.17, 10: 19.06, 100: 5.758, 1000: 1.8128}
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("dist", g.DISTRIBUTIONS)
+def test_cos_variance_is_one_over_D(dist):
+    for D in (2, 10, 100, 1000):
+        s = g.summary(g.random_pairs(dist, D, 10_000, gen(D)), D)
+        assert s["cos_var_times_D"] == pytest.approx(1, rel=0.05), (dist, D)
+        assert s["angle_mean_deg"] == pytest.approx(90, abs=1.5 * s["angle_sd_deg"] / math.sqrt(10_000) * 3)
+
+
+@pytest.mark.parametrize("D,sd", SPHERE_ANGLE_SD.items())
+def test_sphere_angle_sd_exact_and_sampled(D, sd):
+    assert g.angle_sd_deg(D) == pytest.approx(sd, rel=1e-3)  # the exact density, integrated
+    sample = g.summary(g.random_pairs("sphere", D, 10_000, gen(D)), D)["angle_sd_deg"]
+    assert sample == pytest.approx(sd, rel=0.03)
+
+
+def test_angle_density_integrates_to_one():
+    t = torch.linspace(0, math.pi, 200_001, dtype=torch.float64)
+    for D in (2, 3, 10, 1000):
+        assert float(torch.trapezoid(g.angle_density(t, D), t)) == pytest.approx(1, abs=1e-6)
+
+
+def test_unit_cube_mean_squared_distance_is_D_over_6():
+    for D in (10, 100, 1000):
+        s = g.summary(g.random_pairs("cube", D, 10_000, gen(D)), D)
+        assert s["dist_sq_mean_over_D"] == pytest.approx(1 / 6, rel=0.02)
+    assert g.summary(g.random_pairs("gaussian", 100, 10_000, gen()), 100)["dist_sq_mean_over_D"] == \
+        pytest.approx(2, rel=0.02)
+
+
+def test_ball_cube_ratio_and_volumes_are_exact():
+    closed = {2: math.pi / 4, 3: math.pi / 6, 4: math.pi ** 2 / 32, 5: math.pi ** 2 / 60, 6: math.pi ** 3 / 384}
+    for D, value in closed.items():
+        assert g.ball_cube_ratio(D) == pytest.approx(value, rel=1e-12, abs=0)
+    assert g.ball_volume(5) == pytest.approx(5.2638, abs=1e-4)  # the largest unit ball
+    assert max(range(1, 30), key=g.ball_volume) == 5
+    assert g.ball_cube_ratio(10) == pytest.approx(2.49e-3, rel=2e-3)
+    assert g.ball_cube_ratio(20) == pytest.approx(2.46e-8, rel=2e-3)
+    assert g.log10_ball_cube_ratio(10_000) < -5000  # finite where the ratio itself underflows
+
+
+def test_shell_fraction_analytic_and_monte_carlo():
+    assert g.shell_fraction(0.01, 2) == pytest.approx(0.0199, abs=1e-12)  # the seed's numbers
+    assert g.shell_fraction(0.01, 3) == pytest.approx(0.029701, abs=1e-12)
+    assert g.shell_fraction(0.01, 1000) == pytest.approx(0.99996, abs=1e-5)
+    for D in (2, 3, 10):
+        mc, se, inside = g.shell_fraction_mc(0.01, D, 2_000_000, gen(D))
+        assert abs(mc - g.shell_fraction(0.01, D)) <= 3 * se, (D, mc, se, inside)
+
+
+def test_relative_contrast_shrinks_like_one_over_sqrt_D():
+    rc = {D: g.relative_contrast("cube", D, 100, 100, gen(D))[0] for D in (2, 10, 100, 1000, 10_000)}
+    values = list(rc.values())
+    assert all(a > b for a, b in zip(values, values[1:], strict=False)), rc
+    scaled = [rc[D] * math.sqrt(D) for D in (100, 1000, 10_000)]
+    assert max(scaled) / min(scaled) < 1.3, scaled
+    assert rc[10] == pytest.approx(1.69, rel=0.15) and rc[1000] == pytest.approx(0.091, rel=0.15)  # the paper
+
+
+def test_chunked_equals_direct():
+    x = torch.randn(50, 7, generator=gen(), dtype=torch.float64)
+    q = torch.randn(3, 7, generator=gen(1), dtype=torch.float64)
+    direct = torch.cdist(q, x)
+    streamed = g.query_distances(q, (x[i:i + 8] for i in range(0, 50, 8)), n_points=50)
+    torch.testing.assert_close(streamed.dmin, direct.min(1).values)
+    torch.testing.assert_close(streamed.dmax, direct.max(1).values)
+    torch.testing.assert_close(streamed.mean, direct.mean(1))
+    torch.testing.assert_close(streamed.sd, direct.std(1, unbiased=False))
+    pairs = g.pairs_of(x)
+    i, j = torch.triu_indices(50, 50, offset=1)
+    torch.testing.assert_close(pairs.dist, (x[i] - x[j]).norm(dim=1))
+    old = g.CHUNK_ELEMENTS
+    try:  # the same draws, cut into many small chunks
+        g.CHUNK_ELEMENTS = 64
+        small = g.random_pairs("gaussian", 16, 100, gen(3))
+    finally:
+        g.CHUNK_ELEMENTS = old
+    assert small.cos.shape == (100,) and torch.isfinite(small.cos).all()
+
+
+def test_bad_values_raise_clear_errors():
+    with pytest.raises(ConfigError, match="distribution='cone' is not a valid choice; choose one of: cube"):
+        g.sample("cone", 2, 3, gen())
+    with pytest.raises(ConfigError, match="D=0 is out of range"):
+        g.random_pairs("cube", 0, 10, gen())
+    with pytest.raises(ConfigError, match="n_pairs=1 is out of range"):
+        g.random_pairs("cube", 3, 1, gen())
+    with pytest.raises(ConfigError, match="epsilon=1.5 is out of range"):
+        g.shell_fraction(1.5, 3)
+
+
+def test_geometry_stage_writes_the_reference_table_and_figures(tmp_path):
+    done = run_cli("geometry.py", "geometry.dims=[2,3,10,100]", "geometry.n_pairs=2000",
+                   "geometry.distributions=[cube,sphere]", "geometry.mc_samples=200000", "seed=0",
+                   "logger.mode=offline", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "results" / "geometry"
+    df = pd.read_csv(out / "reference.csv")
+    assert list(df.columns) == ["distribution", "D", "statistic", "value", "theory"]
+    shell = df[df.statistic == "shell_fraction"].set_index("D").value
+    assert shell[2] == pytest.approx(0.0199) and shell[3] == pytest.approx(0.0297, abs=1e-4)
+    for stat in ("angle_mean_deg", "angle_sd_deg", "cos_var_times_D", "dist_sq_mean_over_D", "relative_contrast",
+                 "shell_fraction_mc", "ball_cube_ratio"):
+        assert (df.statistic == stat).any(), stat
+    assert len({p.name for p in (out / "figures").glob("*.png")}) == 6
+    assert list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["geometry.dims=[0]"], "geometry.dims=0 is out of range: must be a list of integers >= 1"),
+    (["geometry.n_pairs=1"], "geometry.n_pairs=1 is out of range: must be an integer >= 2"),
+    (["geometry.epsilon=1.5"], "geometry.epsilon=1.5 is out of range: must be a number in (0, 1)"),
+    (["geometry.distributions=[cone]"], "geometry.distributions='cone' is not a valid choice; choose one of: cube, "
+                                        "gaussian, sphere"),
+])
+def test_geometry_bad_input(tmp_path, args, message):
+    done = run_cli("geometry.py", *args, cwd=tmp_path)
+    assert done.returncode != 0 and done.stderr.strip() == f"error: {message}"
+    assert list(tmp_path.iterdir()) == []
