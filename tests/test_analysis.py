@@ -1,6 +1,7 @@
 """The analysis stage: the probe on a trained checkpoint, and clear errors when the checkpoint does not fit."""
 
 import pandas as pd
+import pytest
 from conftest import read_json, run_cli
 
 SMALL = ("profile=smoke", "task.seq_len=10", "trainer.max_steps=6", "probe.every_n_steps=3", "logger.mode=offline")
@@ -22,6 +23,16 @@ def test_analyze_probes_a_trained_run_on_test_data(tmp_path):
     assert summary["bptt_horizon"] >= 1 and summary["bptt_decay_rate"] is not None
     assert (out / "figures" / "bptt_dL_dc_norm_l0.png").stat().st_size > 1000
     assert list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    geo = pd.read_csv(out / "geometry.csv").set_index("set")
+    assert list(geo.index) == ["hidden_across_samples", "hidden_across_time", "grad_h_across_time",
+                               "dW_hh_across_time"]
+    assert geo.loc["hidden_across_samples", "pairs"] == 16 * 15 // 2  # probe batch 16, hidden size 16
+    assert geo.loc["dW_hh_across_time", "dim"] == 4 * 16 * 16
+    assert ((geo.angle_mean_deg > 0) & (geo.angle_mean_deg < 180)).all()
+    assert geo.random_angle_sd_deg.loc["hidden_across_time"] == pytest.approx(14.78, abs=0.01)  # exact, D = 16
+    assert summary["geometry_dW_hh_across_time_angle_sd_deg"] == pytest.approx(geo.loc["dW_hh_across_time",
+                                                                                         "angle_sd_deg"])
+    assert (out / "figures" / "geometry_angles.png").stat().st_size > 1000
     # the same weights, probed on validation data during training, give the same kind of table
     assert set(pd.read_csv(run_dir / "bptt.csv").quantity) == set(df.quantity)
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from gradlab import geometry, plots
 from gradlab.config import ConfigError
 from gradlab.module import RecurrentModule
 from gradlab.probes import bptt_probe, probe_rows, write_probe_outputs
 from gradlab.resume import config_differences, read_checkpoint
-from gradlab.tasks import ensure_dataset, load_split
+from gradlab.tasks import atomic_write_bytes, ensure_dataset, load_split
 from gradlab.tracking import finish_loggers, log_bptt_to_wandb, make_loggers, wandb_run_dir, write_json
 
 # What must agree between the checkpoint and the command: the model the weights belong to and the data it reads.
@@ -48,15 +50,26 @@ def run_analysis(cfg: DictConfig) -> dict[str, Any]:
     x, y = x[: cfg.probe.batch_size], y[: cfg.probe.batch_size]
     step = int(ckpt.get("global_step", 0))
 
-    result = bptt_probe(module.model, x, lambda out, traces: module.loss_and_accuracy(out, y)[0])
+    result = bptt_probe(module.model, x, lambda out, traces: module.loss_and_accuracy(out, y)[0], keep_dW=True,
+                        keep_vectors=True)
     out_dir = run_dir / "analysis"
     df, figures = write_probe_outputs(out_dir, probe_rows(step, result), f"{cfg.run_name} (test)")
+    geo_rows, angles = geometry.network_geometry(geometry.network_vector_sets(
+        result.vectors[-1]["h"], result.vectors[-1]["dL_dh"], result.dW[-1]["W_hh"]), seed=int(cfg.seed))
+    geo = pd.DataFrame(geo_rows)
+    atomic_write_bytes(out_dir / "geometry.csv", geo.to_csv(index=False).encode())
+    figures["geometry_angles"] = plots.angle_sets(
+        angles, dict(zip(geo.set, geo.dim, strict=True)), f"{cfg.run_name}: angles between the network's vectors",
+        out_dir / "figures" / "geometry_angles.png")
+    geo_scalars = {f"geometry_{r['set']}_{k}": r[k] for r in geo_rows
+                   for k in ("angle_mean_deg", "angle_sd_deg", "random_angle_sd_deg")}
     summary = {"step": step, "status": module.status, "probe_batch": len(x), "split": "test",
-               **{f"bptt_{k}": v for k, v in result.scalars.items()}}
+               **{f"bptt_{k}": v for k, v in result.scalars.items()}, **geo_scalars}
     loggers = [lg for lg in make_loggers(cfg, out_dir, {**OmegaConf.to_container(cfg, resolve=True),
                                                          "job_type": "analysis"})]
     for lg in loggers:
         lg.log_metrics({f"analysis/bptt_{k}": v for k, v in result.scalars.items()}, step=step)
+        lg.log_metrics({k.replace("geometry_", "geometry/", 1): v for k, v in geo_scalars.items()}, step=step)
     log_bptt_to_wandb(loggers, df, figures, prefix="analysis/bptt")
     wandb_dir = wandb_run_dir(loggers)
     finish_loggers(loggers)
@@ -64,7 +77,7 @@ def run_analysis(cfg: DictConfig) -> dict[str, Any]:
     print(f"{cfg.run_name}: probed step {step} on {len(x)} test sequences: decay rate "
           f"{result.scalars['decay_rate']:.4g}/step (predicted {result.scalars['decay_rate_predicted']:.4g}), "
           f"horizon {result.scalars['horizon']:.0f} of {x.shape[1]}")
-    print(f"analysis:    {out_dir}/  (metrics.json, bptt.csv, figures/)")
+    print(f"analysis:    {out_dir}/  (metrics.json, bptt.csv, geometry.csv, figures/)")
     if wandb_dir:
         print(f"wandb run:   {wandb_dir}")
     return summary

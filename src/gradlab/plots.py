@@ -103,3 +103,19 @@ def compare_final_probes(tables: dict[str, pd.DataFrame], title: str, path: Path
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     return save(fig, path)
+
+
+def angle_sets(angles: dict, dims: dict[str, int], title: str, path: Path) -> Path:
+    """Histogram of pair angles of each vector set, beside gaussian vectors of the same dimension."""
+    names = [n for n in angles if not n.endswith("/random")]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 2.8), squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=True):
+        ax.hist(angles[name].numpy(), bins=60, range=(0, 180), density=True, alpha=0.6, color="C0", label="network")
+        ax.hist(angles[f"{name}/random"].numpy(), bins=60, range=(0, 180), density=True, alpha=0.5, color="C7",
+                label=f"random, D={dims[name]}")
+        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.set_xlabel("angle between pairs (degrees)", fontsize=8)
+        ax.set_yticks([])
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10, y=1.04)
+    return save(fig, path)

@@ -44,6 +44,7 @@ class ProbeResult:
     layers: list[dict[str, Tensor]]
     scalars: dict[str, float] = field(default_factory=dict)
     dW: list[dict[str, Tensor]] = field(default_factory=list)  # the contributions themselves, (T, rows, cols)
+    vectors: list[dict[str, Tensor]] = field(default_factory=list)  # h_t and per-sample ∂ℓ/∂h_t, (T, B, H)
 
 
 def weight_contributions(trace: LayerTrace, grad_a: list[Tensor]) -> dict[str, Tensor]:
@@ -55,7 +56,8 @@ def weight_contributions(trace: LayerTrace, grad_a: list[Tensor]) -> dict[str, T
 
 
 def bptt_probe(model: RecurrentNet, x: Tensor, loss_fn: LossFn, h0: Tensor | None = None,
-               c0: Tensor | None = None, batch_scale: float | None = None, keep_dW: bool = False) -> ProbeResult:
+               c0: Tensor | None = None, batch_scale: float | None = None, keep_dW: bool = False,
+               keep_vectors: bool = False) -> ProbeResult:
     """Run the unrolled twin on x, backpropagate loss_fn once, and collect the per-step quantities.
 
     batch_scale turns ∂L/∂h_t of the batch loss into per-sample ∂ℓ_b/∂h_t (B for a batch-mean loss; default).
@@ -91,6 +93,8 @@ def bptt_probe(model: RecurrentNet, x: Tensor, loss_fn: LossFn, h0: Tensor | Non
         result.layers.append({k: v.detach().double().cpu() for k, v in curves.items()})
         if keep_dW:
             result.dW.append({k: v.detach() for k, v in dW.items()})
+        if keep_vectors:
+            result.vectors.append({"h": torch.stack(trace.h).detach(), "dL_dh": torch.stack(g_h).detach() * scale})
     result.scalars = derived_scalars(model, result.layers)
     return result
 
