@@ -14,6 +14,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import geometry_bench  # noqa: E402
+import network_bench  # noqa: E402
 import probe_bench  # noqa: E402
 import training_bench  # noqa: E402
 
@@ -32,7 +33,7 @@ def markdown(rows: list[dict], header: str) -> str:
 
 def main() -> None:
     started = time.time()
-    rows = geometry_bench.run() + training_bench.run() + probe_bench.run()
+    rows = geometry_bench.run() + training_bench.run() + probe_bench.run() + network_bench.run()
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu": platform.processor() or platform.machine(), "cuda": torch.cuda.is_available(),
             "wall_s": round(time.time() - started, 1)}
