@@ -97,3 +97,17 @@ def test_gpu_accelerator_without_a_gpu_is_refused(tmp_path):
     assert result.returncode != 0 and list(tmp_path.iterdir()) == []
     assert result.stderr.strip() == ("error: trainer.accelerator=gpu but this machine has no CUDA GPU; use "
                                      "trainer.accelerator=auto (GPU when there is one) or cpu")
+
+
+def test_gpu_memory_estimate_refuses_sizes_that_cannot_fit(tmp_path):
+    from conftest import compose_cfg
+
+    from gradlab.config import ConfigError, check_gpu_memory, training_memory_bytes
+
+    small = compose_cfg(["model.hidden_size=128"], tmp_path)
+    big = compose_cfg(["model.hidden_size=4096", "trainer.batch_size=1024", "task.seq_len=1000"], tmp_path)
+    assert training_memory_bytes(big) > 1000 * training_memory_bytes(small)
+    check_gpu_memory(small, 80 * 2**30)  # an H100 holds the default sizes easily
+    with pytest.raises(ConfigError, match=r"model.hidden_size=4096 with trainer.batch_size=1024 and "
+                                          r"task.seq_len=1000 needs about \d+\.\d GiB on the GPU, which has 80.0 GiB"):
+        check_gpu_memory(big, 80 * 2**30)

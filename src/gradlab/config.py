@@ -232,6 +232,30 @@ def validate_data(data: DictConfig) -> None:
         _range(f"data.{split}", data[split], data[split] >= 1, "an integer >= 1")
 
 
+def training_memory_bytes(cfg: DictConfig) -> int:
+    """A rough upper estimate of one training step's device memory: weights, gradients and Adam's two moments,
+    plus what the fused kernel keeps for the backward pass (gates, h and c of every step and layer) and its
+    gradients. Deliberately generous (x2 on activations): it only has to catch sizes that cannot fit."""
+    m, t, task = cfg.model, cfg.trainer, cfg.task
+    gates = 1 if m.name == "rnn" else 4
+    H, L, B = m.hidden_size, m.num_layers, t.batch_size
+    T = task.seq_len + (2 * task.copy_len if task.name == "copy" else 0)
+    width = 8 if t.precision == "64-true" else 4
+    n_params = L * gates * H * (2 * H + 2) + gates * H * 16
+    activations = B * T * L * H * (gates + 2) * width
+    return 4 * n_params * width + 2 * 2 * activations
+
+
+def check_gpu_memory(cfg: DictConfig, total_bytes: int) -> None:
+    """ConfigError when the estimate exceeds 90% of the GPU's memory, naming the sizes that drive it."""
+    need = training_memory_bytes(cfg)
+    if need > 0.9 * total_bytes:
+        raise ConfigError(
+            f"model.hidden_size={cfg.model.hidden_size} with trainer.batch_size={cfg.trainer.batch_size} and "
+            f"task.seq_len={cfg.task.seq_len} needs about {need / 2**30:.1f} GiB on the GPU, which has "
+            f"{total_bytes / 2**30:.1f} GiB; lower one of them")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check ranges, choices and cross-field rules of a composed training config; raise ConfigError."""
     validate_task(cfg.task)
@@ -265,10 +289,12 @@ def validate(cfg: DictConfig) -> None:
     _range("trainer.val_every_n_steps", t.val_every_n_steps, t.val_every_n_steps >= 1, "an integer >= 1")
     _range("trainer.log_every_n_steps", t.log_every_n_steps, t.log_every_n_steps >= 1, "an integer >= 1")
     _choice("trainer.accelerator", t.accelerator, ACCELERATORS)
-    if t.accelerator in ("gpu", "cuda"):
-        import torch  # only for this check: the common path stays fast
+    if t.accelerator in ("gpu", "cuda") or (t.accelerator == "auto" and Path("/proc/driver/nvidia").exists()):
+        import torch  # only where a GPU may be used: the common CPU path stays fast
 
-        if not torch.cuda.is_available():
+        if torch.cuda.is_available():
+            check_gpu_memory(cfg, torch.cuda.get_device_properties(0).total_memory)
+        elif t.accelerator != "auto":
             raise ConfigError(f"trainer.accelerator={t.accelerator} but this machine has no CUDA GPU; "
                               f"use trainer.accelerator=auto (GPU when there is one) or cpu")
     _range("trainer.devices", t.devices, t.devices >= 1, "an integer >= 1")
