@@ -130,6 +130,8 @@ def test_geometry_stage_writes_the_reference_table_and_figures(tmp_path):
     (["geometry.epsilon=1.5"], "geometry.epsilon=1.5 is out of range: must be a number in (0, 1)"),
     (["geometry.distributions=[cone]"], "geometry.distributions='cone' is not a valid choice; choose one of: cube, "
                                         "gaussian, sphere"),
+    (["geometry.n_pair=5"], "unknown config key 'geometry.n_pair'; valid keys under geometry: dims, distributions, "
+                            "epsilon, histogram_bins, mc_max_dim, mc_samples, n_pairs, n_points, n_queries"),
 ])
 def test_geometry_bad_input(tmp_path, args, message):
     done = run_cli("geometry.py", *args, cwd=tmp_path)

@@ -320,7 +320,7 @@ def _group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-def _one_line(err: Exception) -> str:
+def _one_line(err: Exception, config_name: str = "config") -> str:
     """Hydra/OmegaConf composition errors, reworded as one line that names the value and the choices."""
     if isinstance(err, MissingConfigException):
         m = re.search(r"Could not find '([^'/]+)/([^']+)'", str(err))
@@ -334,7 +334,8 @@ def _one_line(err: Exception) -> str:
         msg = str(cause).splitlines()[0]
         if "not in struct" in str(cause) or "Key '" in msg and "not" in msg:
             parent = key.rsplit(".", 1)[0] if "." in key else ""
-            node = OmegaConf.select(_base_config(), parent) if parent else _base_config()
+            base = _base_config(config_name)
+            node = OmegaConf.select(base, parent) if parent else base
             valid = ", ".join(sorted(node.keys())) if isinstance(node, DictConfig) else "?"
             where = f"under {parent}" if parent else "at the top level"
             return f"unknown config key {key!r}; valid keys {where}: {valid}"
@@ -343,9 +344,9 @@ def _one_line(err: Exception) -> str:
     return " ".join(line.strip() for line in first[:2]) if first else repr(err)
 
 
-@functools.lru_cache(maxsize=1)
-def _base_config() -> DictConfig:
-    return compose("config", [])
+@functools.lru_cache(maxsize=4)
+def _base_config(config_name: str = "config") -> DictConfig:
+    return compose(config_name, [])
 
 
 def compose(config_name: str, overrides: list[str]) -> DictConfig:
@@ -362,7 +363,7 @@ def preflight(config_name: str, overrides: list[str], check: Callable[[DictConfi
         OmegaConf.resolve(cfg)
     except (ConfigCompositionException, MissingConfigException, OverrideParseException,
             OmegaConfBaseException) as err:
-        raise ConfigError(_one_line(err)) from err
+        raise ConfigError(_one_line(err, config_name)) from err
     check(cfg)
     return cfg
 
