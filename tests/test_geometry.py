@@ -88,12 +88,22 @@ def test_chunked_equals_direct():
     i, j = torch.triu_indices(50, 50, offset=1)
     torch.testing.assert_close(pairs.dist, (x[i] - x[j]).norm(dim=1))
     old = g.CHUNK_ELEMENTS
-    try:  # the same draws, cut into many small chunks
+    try:  # many small chunks
         g.CHUNK_ELEMENTS = 64
         small = g.random_pairs("gaussian", 16, 100, gen(3))
     finally:
         g.CHUNK_ELEMENTS = old
     assert small.cos.shape == (100,) and torch.isfinite(small.cos).all()
+    # high D: the matmul form of the distances against exact differences
+    x = torch.rand(300, 200, generator=gen(4), dtype=torch.float64)
+    q = torch.rand(5, 200, generator=gen(5), dtype=torch.float64)
+    exact = torch.cdist(q, x, compute_mode="donot_use_mm_for_euclid_dist")
+    fast = g.query_distances(q, (x[i:i + 64] for i in range(0, 300, 64)))
+    torch.testing.assert_close(fast.dmin, exact.min(1).values, rtol=1e-12, atol=0)
+    torch.testing.assert_close(fast.mean, exact.mean(1), rtol=1e-12, atol=0)
+    pairs = g.pairs_of(x[:40])
+    i, j = torch.triu_indices(40, 40, offset=1)
+    torch.testing.assert_close(pairs.dist, (x[i] - x[j]).norm(dim=1), rtol=1e-12, atol=0)
 
 
 def test_bad_values_raise_clear_errors():

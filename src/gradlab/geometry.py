@@ -153,13 +153,19 @@ def query_distances(queries: Tensor, point_chunks, n_points: int | None = None) 
     s1 = torch.zeros(len(q), dtype=torch.float64)
     s2 = torch.zeros(len(q), dtype=torch.float64)
     count = 0
+    q2 = (q * q).sum(1, keepdim=True)
     for chunk in point_chunks:
-        d = torch.cdist(q, chunk.double(), compute_mode="donot_use_mm_for_euclid_dist")  # exact differences
+        c = chunk.double()
+        if c.shape[1] < 64:  # low D: points can be close relative to their norms; take exact differences
+            d2 = torch.cdist(q, c, compute_mode="donot_use_mm_for_euclid_dist").square()
+        else:  # ‖q−x‖² = ‖q‖² + ‖x‖² − 2q·x as one float64 matmul (~5x faster than differences)
+            d2 = torch.addmm(q2 + (c * c).sum(1), q, c.T, alpha=-2).clamp_(min=0)
+        d = d2.sqrt()
         dmin = torch.minimum(dmin, d.min(1).values)
         dmax = torch.maximum(dmax, d.max(1).values)
         s1 += d.sum(1)
-        s2 += (d * d).sum(1)
-        count += chunk.shape[0]
+        s2 += d2.sum(1)
+        count += c.shape[0]
     if n_points is not None and count != n_points:
         raise ValueError(f"expected {n_points} points, got {count}")
     mean = s1 / count
