@@ -92,7 +92,11 @@ class TrainerConfig:
     val_every_n_steps: int = 100
     log_every_n_steps: int = 1
     accelerator: str = "auto"
-    devices: int = 1
+    devices: int = 1  # processes per node (one per GPU, or CPU processes with accelerator=cpu)
+    num_nodes: int = 1
+    # auto: one process, or ddp when devices x num_nodes > 1; ddp: Lightning's DistributedDataParallel (gloo on
+    # CPU, nccl on GPU). trainer.batch_size is the global batch: each of the N processes takes 1/N of it.
+    strategy: str = "auto"
     precision: str = "32-true"
     deterministic: bool = True
     # a gradient norm (after clipping) above this is an explosion, recorded as divergence; null: only NaN/inf.
@@ -298,6 +302,22 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"trainer.accelerator={t.accelerator} but this machine has no CUDA GPU; "
                               f"use trainer.accelerator=auto (GPU when there is one) or cpu")
     _range("trainer.devices", t.devices, t.devices >= 1, "an integer >= 1")
+    _range("trainer.num_nodes", t.num_nodes, t.num_nodes >= 1, "an integer >= 1")
+    _choice("trainer.strategy", t.strategy, ("auto", "ddp"))
+    world = t.devices * t.num_nodes
+    if world > 1 and t.batch_size % world:
+        raise ConfigError(f"trainer.batch_size={t.batch_size} does not split over {world} processes "
+                          f"(trainer.devices={t.devices} x trainer.num_nodes={t.num_nodes}): use a multiple of {world}")
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get() if HydraConfig.initialized() else None
+    if world > 1 and hc and hc.mode == RunMode.MULTIRUN and "submitit" in str(hc.launcher.get("_target_")):
+        launcher = hc.launcher  # a submitit job: submitit/SLURM starts one task per process
+        if (launcher.tasks_per_node, launcher.nodes) != (t.devices, t.num_nodes):
+            raise ConfigError(f"trainer.devices={t.devices} x trainer.num_nodes={t.num_nodes} under the submitit "
+                              f"launcher needs one task per process: hydra.launcher.tasks_per_node={t.devices} "
+                              f"hydra.launcher.nodes={t.num_nodes} (have {launcher.tasks_per_node} x {launcher.nodes})")
     _choice("trainer.precision", t.precision, PRECISIONS)
     if t.explode_threshold is not None:
         _range("trainer.explode_threshold", t.explode_threshold, t.explode_threshold > 0, "a number > 0 or null")
@@ -368,6 +388,36 @@ def preflight(config_name: str, overrides: list[str], check: Callable[[DictConfi
     return cfg
 
 
+def sweep_jobs(overrides: list[str]) -> list[list[str]]:
+    """Every job's overrides of a multirun (-m) command line, expanded as Hydra's basic sweeper does."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as err:
+        raise ConfigError(_one_line(err)) from err
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def preflight_sweep(config_name: str, overrides: list[str], check: Callable[[DictConfig], None]) -> None:
+    """`preflight` for each job of a sweep, before any is launched; and no two jobs may share a run folder."""
+    folders: dict[str, int] = {}
+    for i, job in enumerate(sweep_jobs(overrides)):
+        try:
+            cfg = preflight(config_name, job, check)
+        except ConfigError as err:
+            raise ConfigError(f"{err} (sweep job #{i}: {' '.join(job)})") from err
+        name = OmegaConf.select(cfg, "run_name")
+        if name is None:
+            continue
+        folder = str(Path(cfg.runs_dir) / name)
+        if folder in folders:
+            raise ConfigError(f"sweep jobs #{folders[folder]} and #{i} would both write {folder}: give run_name= "
+                              f"what differs between them, e.g. run_name='${{model.name}}-lr${{optim.lr}}'")
+        folders[folder] = i
+
+
 def entry(config_name: str, check: Callable[[DictConfig], None]) -> Callable:
     """Decorator for pipelines/*.py: validate first (one-line error, exit 2, nothing written), then @hydra.main.
 
@@ -388,9 +438,12 @@ def entry(config_name: str, check: Callable[[DictConfig], None]) -> Callable:
         def main() -> None:
             args = sys.argv[1:]
             flags = [a for a in args if a.startswith("-")]
-            if not flags:  # plain overrides: check them here, before Hydra creates anything
+            if not flags or flags in (["-m"], ["--multirun"]):  # check here, before Hydra creates anything
                 try:
-                    preflight(config_name, args, check)
+                    if flags:
+                        preflight_sweep(config_name, [a for a in args if not a.startswith("-")], check)
+                    else:
+                        preflight(config_name, args, check)
                 except ConfigError as err:
                     sys.exit(f"error: {err}")
                 GlobalHydra.instance().clear()

@@ -195,6 +195,9 @@ class BPTTProbe(pl.Callback):
     Keeps every probe's rows (for bptt.csv) and the last probe's scalars, also across a resume (state_dict), and
     logs the derived scalars as bptt/<name> at the probe's step. A probe whose gradients are not finite (a
     diverging run) is kept as data: its rows hold NaN/inf, the non-finite scalars are left out of the loggers.
+
+    Under DDP it probes on rank 0 only (which writes bptt.csv and the checkpoints): every rank holds the same
+    weights, and the probe runs the bare model (no DDP wrapper, no collective), so the other ranks need not wait.
     """
 
     def __init__(self, x: Tensor, y: Tensor, every_n_steps: int):
@@ -223,16 +226,16 @@ class BPTTProbe(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         step = trainer.global_step  # > 0 when resumed: then only a probe that is on the schedule
-        if (step == 0 or step % self.every == 0) and self._due(step):
+        if trainer.is_global_zero and (step == 0 or step % self.every == 0) and self._due(step):
             self.run(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        if trainer.global_step % self.every == 0 and self._due(trainer.global_step):
+        if trainer.is_global_zero and trainer.global_step % self.every == 0 and self._due(trainer.global_step):
             self.run(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         interrupted = any(getattr(cb, "signum", None) is not None for cb in trainer.callbacks)  # GracefulStop
-        if self._due(trainer.global_step) and not interrupted:
+        if trainer.is_global_zero and self._due(trainer.global_step) and not interrupted:
             self.run(trainer, pl_module)
 
     def state_dict(self) -> dict[str, Any]:

@@ -19,10 +19,13 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from gradlab.config import ConfigError
-from gradlab.tasks import atomic_write_bytes
+from gradlab.tasks import DataError, atomic_write_bytes
 
 LAST, FINAL = "last.ckpt", "model.ckpt"
 MAY_DIFFER = ("trainer.max_steps", "resume")  # a resumed run may train for longer; everything else must match
+# keys added to the config after runs were made: a checkpoint without them ran with these values
+ADDED_KEYS = {"trainer.strategy": "auto", "trainer.num_nodes": 1}
+LOCK = ".lock"
 CSV_ROWS = "gradlab_csv_rows"
 OUTPUTS = (LAST, FINAL, "metrics.json", "metrics.csv", "bptt.csv", "run_info.json", "hparams.yaml")
 
@@ -67,12 +70,50 @@ def resume_from(cfg: DictConfig) -> tuple[Path, int, int] | None:
             if not isinstance(saved, dict) or "loops" not in ckpt:
                 raise ConfigError(f"checkpoint {path} is not a gradlab training checkpoint; use resume=false "
                                   f"or another run_name=")
+            saved = _with_added_keys(saved)
             diff = config_differences(saved, OmegaConf.to_container(cfg, resolve=True), MAY_DIFFER)
             if diff:
                 raise ConfigError(f"{run_dir} holds a run with another config ({'; '.join(diff)}); use another "
                                   f"run_name= or resume=false to overwrite it")
             return path, int(ckpt.get("global_step", 0)), int(ckpt.get(CSV_ROWS, 0))
     return None
+
+
+def _with_added_keys(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config from before ADDED_KEYS existed, as it would read now (nested dicts, copied)."""
+    import copy
+
+    saved = copy.deepcopy(saved)
+    for dotted, value in ADDED_KEYS.items():
+        *parents, leaf = dotted.split(".")
+        node = saved
+        for key in parents:
+            node = node.setdefault(key, {}) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.setdefault(leaf, value)
+    return saved
+
+
+class RunFolderBusy(DataError):
+    """Another live process is writing the same run folder."""
+
+
+def hold_run_dir(run_dir: Path) -> Any:
+    """Claim runs/<run_name>/ for this process: an exclusive lock on its .lock file, held until the returned file
+    is closed or the process ends (a killed run leaves no stale lock). Two processes writing one folder, e.g. jobs
+    of a parallel sweep that differ only in a key the run name does not show, would mix their files: the second
+    stops with one line instead."""
+    import fcntl
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(run_dir / LOCK, "a")  # noqa: SIM115 -- held open for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise RunFolderBusy(f"{run_dir} is being written by another running process (e.g. another job of the same "
+                            f"sweep with the same run name): give each run its own run_name=") from None
+    return handle
 
 
 def clear_outputs(run_dir: Path) -> None:
@@ -124,6 +165,9 @@ class GracefulStop(pl.Callback):
 
     The process then exits with 128 + the signal number (run_training's caller), without metrics.json: the run is
     not finished, and rerunning the command resumes it. A second Ctrl-C while stopping is ignored.
+
+    Under DDP the signal may reach one process only (SIGTERM to rank 0): a max all-reduce after every step makes
+    all ranks stop after the same step and call save_checkpoint together (rank 0 writes it); ranks > 0 then exit 0.
     """
 
     def __init__(self, path: Path, csv_path: Path):
@@ -143,8 +187,15 @@ class GracefulStop(pl.Callback):
             self._previous[sig] = signal.signal(sig, self._handler)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        if self.signum is not None and not trainer.should_stop:
-            trainer.save_checkpoint(self.path)  # atomic: Lightning writes through an fsspec transaction
+        signum = self.signum
+        if trainer.world_size > 1:  # DDP: a signal to any process stops them all after the same step
+            import torch
+
+            flag = torch.tensor(signum or 0, device=pl_module.device)
+            signum = int(trainer.strategy.reduce(flag, reduce_op="max")) or None
+            self.signum = self.signum or signum
+        if signum is not None and not trainer.should_stop:
+            trainer.save_checkpoint(self.path)  # atomic (an fsspec transaction), by rank 0; every rank must call it
             trainer.should_stop = True
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -154,7 +205,8 @@ class GracefulStop(pl.Callback):
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         for logger in trainer.loggers:  # the CSV log reaches at least as far as any checkpoint a resume starts from
             logger.save()
-        checkpoint[CSV_ROWS] = csv_rows(self.csv_path)  # and a resume keeps exactly these rows
+        # and a resume keeps exactly these rows (rank 0 writes both the CSV and the checkpoint)
+        checkpoint[CSV_ROWS] = csv_rows(self.csv_path) if trainer.is_global_zero else 0
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         for sig, handler in self._previous.items():

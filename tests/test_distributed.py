@@ -1,0 +1,183 @@
+"""Beyond one process: Hydra multirun sweeps (basic and submitit launchers) and Lightning DDP on CPU (gloo).
+
+Every run here is tiny (profile=smoke, T=10, 10 steps); the DDP runs start 2 CPU processes. The end-to-end runs
+(30-40 s each on 2 CPU cores: process start-up, gloo rendezvous) are `slow`: `make test-slow`.
+"""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from conftest import compose_cfg, read_json, run_cli
+
+TINY = ("profile=smoke", "task.seq_len=10", "trainer.max_steps=10")
+DDP = ("trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu")
+
+
+def where(tmp_path):
+    return f"data_dir={tmp_path / 'data'}", f"runs_dir={tmp_path / 'runs'}"
+
+
+def train_rows(run_dir):
+    """metrics.csv's rows that carry a training loss: one per optimizer step."""
+    df = pd.read_csv(run_dir / "metrics.csv")
+    return df[df["train/loss"].notna()]
+
+
+@pytest.mark.slow  # ~35 s on 2 CPU cores
+def test_submitit_local_sweep_writes_one_complete_run_folder_per_job(tmp_path):
+    result = run_cli("train.py", "-m", "hydra/launcher=submitit_local", "model=rnn,lstm", *TINY,
+                     "logger.mode=disabled", *where(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    runs = tmp_path / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == ["adding-T10-lstm-none-s0", "adding-T10-rnn-none-s0"]
+    for model in ("rnn", "lstm"):
+        run_dir = runs / f"adding-T10-{model}-none-s0"
+        m = read_json(run_dir / "metrics.json")
+        assert m["status"] == "completed" and m["steps"] == 10, m
+        assert (run_dir / "model.ckpt").is_file() and not (run_dir / "last.ckpt").exists()
+        info = read_json(run_dir / "run_info.json")
+        assert f"model={model}" in info["overrides"]  # each job records its own overrides, not the sweep's
+    sweep = tmp_path / "multirun"  # Hydra's sweep dir: the sweep's config and submitit's job logs, no run outputs
+    assert (sweep / "multirun.yaml").is_file() and list((sweep / ".submitit").glob("*/*_0_log.out"))
+
+
+@pytest.mark.slow  # ~35 s on 2 CPU cores
+def test_ddp_on_two_cpu_processes_logs_once_and_matches_one_process(tmp_path):
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    ddp.mkdir(), single.mkdir()
+    result = run_cli("train.py", *TINY, *DDP, *where(ddp), cwd=ddp)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    # rank 0 prints, rank 1 (Lightning re-runs the command with LOCAL_RANK=1) trains silently
+    assert result.stdout.count("training adding-T10-lstm-none-s0 on 2 cpu processes (ddp)") == 1, result.stdout
+    assert result.stdout.count("status=completed steps=10") == 1 and "resuming" not in result.stdout
+
+    runs = list((ddp / "runs").iterdir())
+    assert [p.name for p in runs] == ["adding-T10-lstm-none-s0"]
+    run_dir = runs[0]
+    m = read_json(run_dir / "metrics.json")
+    assert m["status"] == "completed" and m["steps"] == 10, m
+    assert read_json(run_dir / "run_info.json")["processes"] == 2
+    rows = train_rows(run_dir)
+    assert list(rows.step) == list(range(10))  # each step once: only rank 0 writes the CSV
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
+    assert (run_dir / "model.ckpt").is_file() and not (run_dir / "last.ckpt").exists()
+    probes = pd.read_csv(run_dir / "bptt.csv")
+    assert sorted(probes.step.unique()) == [0, 10]  # probed on rank 0 only: at the start and at the end, once each
+
+    # Each rank takes half of every (seed, step) batch and DDP averages the gradients: the same training as one
+    # process with the whole batch (up to float summation order). train/loss is rank 0's half-batch loss.
+    one = run_cli("train.py", *TINY, "logger.mode=disabled", *where(single), cwd=single)
+    assert one.returncode == 0, one.stderr[-2000:]
+    ref_dir = single / "runs" / "adding-T10-lstm-none-s0"
+    ref = read_json(ref_dir / "metrics.json")
+    assert m["test_loss"] == pytest.approx(ref["test_loss"], rel=1e-5)
+    assert m["bptt_decay_rate"] == pytest.approx(ref["bptt_decay_rate"], rel=1e-4)
+    a, b = train_rows(run_dir)["grad/norm_preclip"].to_numpy(), train_rows(ref_dir)["grad/norm_preclip"].to_numpy()
+    assert a == pytest.approx(b, rel=1e-5)
+
+
+def test_step_batches_split_each_global_batch_across_ranks():
+    from gradlab.data import StepBatches
+
+    whole = iter(StepBatches(100, 32, seed=3, start=5))
+    halves = [iter(StepBatches(100, 32, seed=3, start=5, rank=r, world_size=2)) for r in (0, 1)]
+    for _ in range(10):  # across epoch boundaries (3 batches per epoch)
+        batch, parts = next(whole), [next(h) for h in halves]
+        assert len(parts[0]) == len(parts[1]) == 16 and torch.equal(torch.cat(parts), batch)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["trainer.strategy=ddp_spawn"], "trainer.strategy='ddp_spawn' is not a valid choice; choose one of: auto, ddp"),
+    (["trainer.devices=2", "trainer.batch_size=33"],
+     "trainer.batch_size=33 does not split over 2 processes (trainer.devices=2 x trainer.num_nodes=1): use a "
+     "multiple of 2"),
+    (["trainer.num_nodes=0"], "trainer.num_nodes=0 is out of range: must be an integer >= 1"),
+])
+def test_bad_distributed_settings_are_one_line_errors(tmp_path, args, message):
+    from gradlab.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        compose_cfg(args, tmp_path)
+    assert str(err.value) == message
+
+
+def test_a_checkpoint_from_before_the_strategy_key_still_resumes(tmp_path):
+    """Runs saved before trainer.strategy/num_nodes existed ran with their defaults: not 'another config'."""
+    from omegaconf import OmegaConf
+
+    from gradlab.resume import resume_from
+
+    cfg = compose_cfg(list(TINY), tmp_path)
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    del saved["trainer"]["strategy"], saved["trainer"]["num_nodes"]
+    run_dir = tmp_path / "runs" / cfg.run_name
+    run_dir.mkdir(parents=True)
+    torch.save({"hyper_parameters": saved, "loops": {}, "global_step": 10}, run_dir / "last.ckpt")
+    assert resume_from(cfg)[1] == 10
+    saved["trainer"]["devices"] = 2  # a real difference is still one
+    torch.save({"hyper_parameters": saved, "loops": {}, "global_step": 10}, run_dir / "last.ckpt")
+    with pytest.raises(Exception, match=r"trainer.devices: 2 -> 1"):
+        resume_from(cfg)
+
+
+def test_a_run_folder_in_use_by_another_process_is_refused(tmp_path):
+    from gradlab.resume import RunFolderBusy, hold_run_dir
+
+    held = hold_run_dir(tmp_path / "run")
+    with pytest.raises(RunFolderBusy, match="being written by another running process"):
+        hold_run_dir(tmp_path / "run")  # flock is per open file: a second claim, even in this process, fails
+    held.close()
+    hold_run_dir(tmp_path / "run").close()  # released: free again
+
+
+@pytest.mark.slow
+def test_basic_launcher_sweep_of_ddp_runs_starts_each_jobs_own_processes(tmp_path):
+    """In a multirun, Lightning's re-run of the command must be the job's, and the next job must start afresh."""
+    result = run_cli("train.py", "-m", "model=rnn,lstm", *TINY, *DDP, "logger.mode=disabled", *where(tmp_path),
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for model in ("rnn", "lstm"):
+        run_dir = tmp_path / "runs" / f"adding-T10-{model}-none-s0"
+        assert read_json(run_dir / "metrics.json")["steps"] == 10
+        assert read_json(run_dir / "run_info.json")["processes"] == 2
+        assert list(train_rows(run_dir).step) == list(range(10))
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["adding-T10-lstm-none-s0",
+                                                                      "adding-T10-rnn-none-s0"]
+
+
+@pytest.mark.slow
+def test_ddp_run_stopped_by_sigterm_to_rank_zero_resumes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    args = [*TINY, *DDP, "trainer.max_steps=100000", "trainer.val_every_n_steps=10", "logger.mode=disabled",
+            *where(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "pipelines" / "train.py"), *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "runs" / "adding-T10-lstm-none-s0"
+    deadline = time.monotonic() + 180
+    while not (run_dir / "last.ckpt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)  # rank 0 only: the stop reaches rank 1 through the per-step all-reduce
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert out.count("interrupted at step") == 1
+    stopped = int(out.split("interrupted at step ")[1].split(";")[0])
+
+    again = run_cli("train.py", *[a for a in args if not a.startswith("trainer.max_steps")],
+                    f"trainer.max_steps={stopped + 5}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"at step {stopped}" in again.stdout
+    m = read_json(run_dir / "metrics.json")
+    assert m["steps"] == stopped + 5 and json.loads((run_dir / "run_info.json").read_text())["resumed_from_step"]
+    steps = list(train_rows(run_dir).step)
+    assert steps == sorted(set(steps))  # no step twice
