@@ -5,9 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
-PROFILE ?= cpu
+PROFILE ?=
 
-.PHONY: venv test test-slow experiment analyze generate geometry repro bench lint clean
+.PHONY: venv test test-slow experiment analyze generate geometry repro summary report browser screenshot sync wandb-report sweep bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)  ## the default suite (fast; `slow` end-to-end tests excluded)
+test: $(STAMP) browser  ## the default suite (fast; `slow` end-to-end tests excluded)
 	$(BIN)/python -m pytest
 
 test-slow: $(STAMP)  ## the slow end-to-end tests (science sanity runs)
@@ -36,8 +36,32 @@ generate: $(STAMP)  ## one data set: make generate ARGS="task=copy task.seq_len=
 geometry: $(STAMP)  ## random vectors vs theory: make geometry ARGS="geometry.dims=[2,10,100] geometry.n_pairs=2000"
 	$(BIN)/python pipelines/geometry.py $(ARGS)
 
-repro: $(STAMP)  ## the whole study (dvc repro)
+repro: $(STAMP)  ## the whole study (dvc repro); PROFILE=smoke|cpu|gpu switches params.yaml first (default: as it is, cpu)
+	$(if $(PROFILE),$(BIN)/python pipelines/switch_profile.py $(PROFILE))
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+summary: $(STAMP)  ## the study summary from the runs there are -> results/summary/
+	$(BIN)/python pipelines/summarize.py
+
+report: $(STAMP)  ## the HTML report -> reports/index.html (the last DVC stage, also on its own)
+	$(BIN)/python pipelines/report.py
+
+browser:  ## headless Chromium for the report test (Debian's package; installed where missing and possible)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+	  echo "note: no chromium (apt-get install chromium); the report's browser test will be skipped outside CI"
+
+sync: $(STAMP)  ## upload the offline wandb runs (needs `wandb login` and the network; offline: says so, changes nothing)
+	$(BIN)/python pipelines/wandb_report.py --sync-only $(ARGS)
+
+wandb-report: $(STAMP)  ## sync, then build the W&B Report and print its URL: make wandb-report ARGS="--entity me"
+	$(BIN)/python pipelines/wandb_report.py $(ARGS)
+
+sweep: $(STAMP)  ## Hydra multirun: make sweep ARGS="-m model=rnn,lstm,nfg_lstm task.seq_len=100,200"
+	$(BIN)/python pipelines/train.py $(ARGS)
+
+screenshot: $(STAMP) browser  ## a screenshot of reports/index.html in headless Chromium -> docs/report.png
+	$(BIN)/python tests/browser.py reports/index.html docs/report.png
 
 bench: $(STAMP)  ## speed benchmarks -> benchmarks/results.md and results.json
 	$(BIN)/python benchmarks/run.py
@@ -46,4 +70,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check src pipelines tests benchmarks
 
 clean:  ## remove generated outputs (not the venv)
-	rm -rf runs multirun outputs results
+	rm -rf runs multirun outputs results reports

@@ -130,7 +130,7 @@ def log_to_wandb(cfg: DictConfig, out: Path, df: pd.DataFrame, angles: dict, mad
     for stat in ("angle_sd_deg", "relative_contrast", "dist_mean"):
         sel = df[df.statistic == stat]
         dists = sorted(sel.distribution.unique())
-        payload[f"geometry/{stat}_vs_D"] = wandb.plot.line_series(
+        payload[f"geometry/line/{stat}_vs_D"] = wandb.plot.line_series(  # not the figure's key
             xs=sorted(sel.D.unique()), keys=dists, title=f"{stat} vs D", xname="D",
             ys=[sel[sel.distribution == d].sort_values("D").value.tolist() for d in dists])
     payload["geometry/reference"] = wandb.Table(dataframe=df)

@@ -10,13 +10,11 @@ import json
 import logging
 import math
 import os
-import socket
 import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
@@ -37,14 +35,10 @@ def wandb_mode(configured: str) -> str:
 
 
 def wandb_reachable(timeout: float = 2.0) -> str | None:
-    """None if wandb's server (WANDB_BASE_URL, default api.wandb.ai) accepts a TCP connection, else why not."""
-    url = urlsplit(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
-    except OSError as err:
-        return f"cannot reach {url.scheme}://{url.hostname}:{port} ({err.strerror or err})"
-    return None
+    """None if the server wandb would use (WANDB_BASE_URL, its settings, its default) accepts a TCP connection."""
+    from gradlab.wandb_report import server_reachable, wandb_base_url
+
+    return server_reachable(wandb_base_url(), timeout)
 
 
 def _warn(message: str) -> None:

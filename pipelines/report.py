@@ -1,0 +1,39 @@
+"""Stage `report`: the study as one self-contained HTML page.
+
+    python pipelines/report.py               # -> reports/index.html (open it in any browser; no network needed)
+
+Reads the study grid (params.yaml), the runs, results/summary and results/geometry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="the study grid")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    parser.add_argument("--geometry-dir", type=Path, default=Path("results/geometry"))
+    parser.add_argument("--out", type=Path, default=Path("reports"))
+    args = parser.parse_args(argv)
+
+    from gradlab.config import ConfigError
+    from gradlab.study import read_params, study_runs
+
+    try:
+        runs = study_runs(read_params(args.params))
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
+    from gradlab.report import build
+    from gradlab.study import summarize
+
+    df = summarize(runs, args.runs_dir)
+    path = build(df, args.runs_dir, args.geometry_dir, args.out)
+    print(f"report:      {path.resolve()}  ({path.stat().st_size / 1e6:.1f} MB, self-contained)")
+
+
+if __name__ == "__main__":
+    main()

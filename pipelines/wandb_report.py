@@ -1,0 +1,95 @@
+"""The study on W&B: `make wandb-report` (sync the offline runs, build and save a W&B Report), `make sync`.
+
+python pipelines/wandb_report.py [--sync-only] [--project gradlab] [--entity E] [--root .]
+python pipelines/wandb_report.py --check     # offline: the report's keys against the local offline runs
+
+Online only: with no W&B API key or no answer from the server (2 s), it says what is missing and what to do,
+exits 2 and changes nothing (nothing synced, no file written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OFFLINE = 2
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="wandb_report.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--sync-only", action="store_true", help="only upload the offline runs (make sync)")
+    parser.add_argument("--project", default="gradlab", help="W&B project of the runs and the report")
+    parser.add_argument("--entity", default=None, help="W&B entity (default: the API key's default entity)")
+    parser.add_argument("--root", default=".", type=Path, help="the study's folder (holds runs/ and results/)")
+    parser.add_argument("--check", action="store_true",
+                        help="offline: check that the local offline runs logged every key the report shows")
+    return parser.parse_args(argv)
+
+
+def check(root: Path) -> int:
+    """The report spec against what the local offline runs logged (reads their .wandb logs; no network)."""
+    from gradlab import wandb_report as w
+
+    runs = w.find_offline_runs(root)
+    if not runs:
+        print(f"error: no offline wandb runs under {root}/runs or {root}/results", file=sys.stderr)
+        return 1
+    dims, dists = w.geometry_grid(root)
+    spec = w.report_spec(geometry_dims=dims, geometry_distributions=dists)
+    bad = 0
+    for kind, folder in runs:
+        missing = w.missing_keys(spec, w.read_offline_run(folder))
+        print(f"{kind:9s} {folder}: " + ("ok" if not missing else f"{len(missing)} keys missing"))
+        for key, why in missing.items():
+            print(f"    {key}: {why}")
+        bad += bool(missing)
+    return 1 if bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from gradlab import wandb_report as w
+
+    if args.check:
+        return check(args.root)
+    action = "sync" if args.sync_only else "wandb-report"
+    status = w.online_status()
+    if not status.online:
+        print(w.offline_message(status, action), file=sys.stderr)
+        return EXIT_OFFLINE
+
+    runs = w.find_offline_runs(args.root)
+    if not runs:
+        print(f"error: no offline wandb runs under {args.root}/runs or {args.root}/results: run the study first "
+              f"(make repro)", file=sys.stderr)
+        return 1
+    kinds = sorted({kind for kind, _ in runs}, key=w.RUN_KINDS.index)
+    where = f"{args.entity}/{args.project}" if args.entity else args.project
+    print(f"syncing {len(runs)} offline runs ({', '.join(kinds)}) to {status.base_url}, project {where}", flush=True)
+    rc = w.sync_runs([folder for _, folder in runs], args.project, args.entity)
+    if rc != 0:
+        print(f"error: wandb sync exited with status {rc}; nothing else was done", file=sys.stderr)
+        return rc
+    if args.sync_only:
+        print(f"synced: {len(runs)} runs in project {where} (already synced ones are skipped)")
+        return 0
+
+    try:
+        entity = args.entity or w.default_entity()
+        train_configs = [w.read_offline_run(f).config for kind, f in runs if kind == "train"]
+        n_layers = max((int(w._config_get(c, "model.num_layers") or 1) for c in train_configs), default=1)
+        dims, dists = w.geometry_grid(args.root)
+        spec = w.report_spec(layers=range(n_layers), geometry_dims=dims, geometry_distributions=dists)
+        report = w.build_report(spec, args.project, entity, sources=kinds)
+        url = w.save_report(report)
+    except Exception as err:  # network, permissions, an API change: say so in one line
+        print(f"error: the runs are synced, but the report could not be saved ({type(err).__name__}: {err})",
+              file=sys.stderr)
+        return 1
+    print(f"W&B report: {url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

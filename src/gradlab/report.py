@@ -1,0 +1,252 @@
+"""The study report: one self-contained HTML page (images inlined as data: URIs, no scripts, no network).
+
+Sections: the headline and summary table (published results beside ours), learning curves, the BPTT probe per
+model (norm vs t, heatmaps over training, the models side by side on test data), clipping statistics, and the
+geometry figures with their theory (random vectors, then the networks' own vectors).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from gradlab import plots  # noqa: E402
+from gradlab.config import MODELS  # noqa: E402
+from gradlab.study import PUBLISHED, cells, headline  # noqa: E402
+from gradlab.tasks import atomic_write_bytes  # noqa: E402
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;font-size:13px;margin:.6em 0}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
+th{background:#f3f3f3}td.l,th.l{text-align:left}tr.solved td{background:#eaf7ea}tr.diverged td{background:#fbeaea}
+.figs{display:flex;flex-wrap:wrap;gap:12px}.figs figure{margin:0;flex:0 1 calc(50% - 6px);max-width:calc(50% - 6px)}
+.figs img{max-width:100%;height:auto;border:1px solid #eee}figcaption{font-size:12px;color:#555}
+.headline{font-size:1.1em;background:#f6f8fa;padding:.6em 1em;border-left:4px solid #4a7}
+.note{font-size:12px;color:#555}
+"""
+
+
+def _img(path: Path, caption: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _figs(items: list[tuple[Path, str]]) -> str:
+    present = [(p, c) for p, c in items if Path(p).is_file()]
+    if not present:
+        return '<p class="note">(no figures: the runs have not produced them)</p>'
+    return '<div class="figs">' + "".join(_img(p, c) for p, c in present) + "</div>"
+
+
+def _cell(v: object) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return html.escape(str(v))
+
+
+def _table(df: pd.DataFrame, left: tuple[str, ...] = (), row_class=None) -> str:
+    head = "".join(f'<th class="{"l" if c in left else ""}">{html.escape(str(c))}</th>' for c in df.columns)
+    body = []
+    for _, r in df.iterrows():
+        cls = f' class="{row_class(r)}"' if row_class else ""
+        body.append(f"<tr{cls}>" + "".join(f'<td class="{"l" if c in left else ""}">{_cell(r[c])}</td>'
+                                            for c in df.columns) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _style(model: str, clip: str) -> dict:
+    color = {m: f"C{i}" for i, m in enumerate(MODELS)}.get(model, "C4")
+    return {"color": color, "ls": "-" if clip == "none" else ("--" if clip.startswith("norm") else ":")}
+
+
+def learning_figure(df: pd.DataFrame, runs_dir: Path, task: str, T: int, path: Path) -> Path | None:
+    """Validation loss / baseline vs step for every run of (task, T): colour = model, dashes = clipping."""
+    sel = df[(df.task == task) & (df.seq_len == T) & (df.status != "missing")]
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    drawn = 0
+    for _, r in sel.iterrows():
+        csv = runs_dir / r["run"] / "metrics.csv"
+        if not csv.is_file():
+            continue
+        log = pd.read_csv(csv)
+        base = log["baseline/loss"].dropna().iloc[0] if "baseline/loss" in log and log["baseline/loss"].notna().any() \
+            else None
+        if "val/loss" not in log or not base:
+            continue
+        v = log[["step", "val/loss"]].dropna()
+        ax.plot(v.step, v["val/loss"] / base, lw=1.4, label=f"{r['model']} {r['clip']} s{r['seed']}",
+                **_style(r["model"], r["clip"]))
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.axhline(1.0, color="gray", lw=0.8, label="memoryless baseline")
+    ax.axhline(0.01, color="green", lw=0.8, ls=":", label="solved (1% of baseline)")
+    ax.set_yscale("log")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("validation loss / baseline")
+    ax.set_title(f"{task}, T={T}: learning curves", fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3, which="both")
+    return plots.save(fig, path)
+
+
+def grad_norm_figure(df: pd.DataFrame, runs_dir: Path, task: str, T: int, path: Path) -> Path | None:
+    """grad/norm_preclip (and postclip where clipping is on) per optimizer step, every run of (task, T)."""
+    sel = df[(df.task == task) & (df.seq_len == T) & (df.status != "missing")]
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    drawn = 0
+    for _, r in sel.iterrows():
+        csv = runs_dir / r["run"] / "metrics.csv"
+        if not csv.is_file():
+            continue
+        log = pd.read_csv(csv)
+        if "grad/norm_preclip" not in log:
+            continue
+        g = log[["step", "grad/norm_preclip"]].dropna()
+        window = max(1, len(g) // 100)  # a running median, so that 1e-3 .. 1e3 spikes stay readable
+        ax.plot(g.step, g["grad/norm_preclip"].rolling(window, min_periods=1).median(), lw=1.1,
+                label=f"{r['model']} {r['clip']}", **_style(r["model"], r["clip"]))
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_yscale("log")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("‖g‖ before clipping (running median)")
+    ax.set_title(f"{task}, T={T}: total gradient norm per step", fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3, which="both")
+    return plots.save(fig, path)
+
+
+def _headline_why(df: pd.DataFrame, task: str = "adding") -> str:
+    """The gradient half of the headline: how much of ‖∂ℓ/∂h‖ reaches t=0 in each model, after training."""
+    sel = df[(df.task == task) & df.h_ratio_first_last.notna()]
+    if sel.empty:
+        return ""
+    T = int(sel.seq_len.max())
+    at = sel[sel.seq_len == T].groupby("model").h_ratio_first_last.median()
+    parts = [f"{m}: {at[m]:.2g}" for m in MODELS if m in at.index]
+    return (f" The gradient shows why: after training, ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T−1‖ on test sequences at T={T} is "
+            + ", ".join(parts) + " (clipping pooled, median).")
+
+
+def _representatives(runs: pd.DataFrame) -> pd.DataFrame:
+    """One run per (task, model): unclipped where there is one, else the first clip; the lowest seed."""
+    if runs.empty:
+        return runs
+    order = runs.assign(_clipped=runs["clip"] != "none").sort_values(["_clipped", "seed"], kind="stable")
+    return order.drop_duplicates(["task", "seq_len", "model"]).drop(columns="_clipped")
+
+
+def build(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path) -> Path:
+    """Write out/index.html (and the figures it inlines under out/figures/); return the page's path."""
+    figdir = out / "figures"
+    done = df[df.status != "missing"]
+    pooled = cells(df)
+    sections: list[str] = []
+
+    sections.append(f'<p class="headline">{html.escape(headline(df) + _headline_why(df))}</p>')
+    missing = df[df.status == "missing"]
+    if len(missing):
+        sections.append(f'<p class="note">{len(missing)} of {len(df)} runs are missing: '
+                        f"{html.escape(', '.join(missing.run.head(8)))}</p>")
+
+    sections.append('<h2 id="summary">Summary: which model learns which T</h2>')
+    for task, g in pooled.groupby("task", sort=False):
+        sections.append(f"<h3>{html.escape(task)}</h3>")
+        sections.append(_table(g.drop(columns="task"), left=("model", "clip", "published"),
+                               row_class=lambda r: "solved" if r["solved"].split("/")[0] != "0" else
+                               ("diverged" if r["diverged"].split("/")[0] != "0" else "")))
+    sections.append('<p class="note">solved: test loss below 1% of the memoryless baseline (k of n seeds). '
+                    "horizon: steps back from t=T−1 until ‖∂ℓ/∂h_t‖ is below 1e-3 of its value there. decay_rate: "
+                    "slope of ln‖∂ℓ/∂h_t‖ per step on test data after training; predicted: rnn mean field "
+                    "(W_hh, tanh'), lstm mean ln f_t, nfg 0.</p>")
+    verdict = {True: "yes", False: "no", None: "–"}
+    pub = pd.DataFrame([{**p, "T": f"{p['T'][0]}–{p['T'][1]}", "solved": verdict[p["solved"]]} for p in PUBLISHED])
+    sections.append("<h3>Published results</h3>" + _table(pub, left=("task", "model", "clip", "claim", "source")))
+
+    grid = done.groupby(["task", "seq_len"], sort=False).size().index.tolist()
+    sections.append('<h2 id="learning">Learning curves</h2>')
+    sections.append(_figs([(learning_figure(df, runs_dir, t, T, figdir / f"learning_{t}-T{T}.png") or Path(""),
+                            f"{t}, T={T}") for t, T in grid]))
+
+    sections.append('<h2 id="bptt">Gradients through time (BPTT probe)</h2>')
+    sections.append('<p class="note">‖∂ℓ/∂h_t‖ (all models) and ‖∂ℓ/∂c_t‖ (LSTMs) for every time step t, per '
+                    "sample, averaged over the probe batch. Left: the last probe on test sequences, the models "
+                    "side by side; then each model's probes over training (validation sequences).</p>")
+    for task, T in grid:
+        sel = done[(done.task == task) & (done.seq_len == T)]
+        tables = {}
+        for _, r in sel.iterrows():
+            csv = runs_dir / r["run"] / "analysis" / "bptt.csv"
+            if csv.is_file() and (r["clip"] == "none" or not (sel["clip"] == "none").any()):
+                tables[f"{r['model']} {r['clip']} s{r['seed']}"] = pd.read_csv(csv)
+        items: list[tuple[Path, str]] = []
+        if tables:
+            items.append((plots.compare_final_probes(tables, f"{task}, T={T}: after training, test data",
+                                                     figdir / f"bptt_compare_{task}-T{T}.png"),
+                          f"{task} T={T}: gradient norms relative to t=T−1, all models"))
+        if T != sel.seq_len.max() or T != done[done.task == task].seq_len.max():
+            sections.append(f"<h3>{html.escape(task)}, T={T}</h3>" + _figs(items))
+            continue  # each model's probes over training: at the longest T of the task only
+        for _, r in _representatives(sel).iterrows():
+            for q in ("dL_dh_norm", "dL_dc_norm"):
+                f = runs_dir / r["run"] / "figures"
+                items += [(f / f"bptt_{q}_l0.png", f"{r['run']}: {q} vs t over training"),
+                          (f / f"bptt_heatmap_{q}_l0.png", f"{r['run']}: {q}, heatmap (training step × t)")]
+        sections.append(f"<h3>{html.escape(task)}, T={T}</h3>" + _figs(items))
+
+    sections.append('<h2 id="clipping">Clipping statistics</h2>')
+    clip_cols = ["run", "clip", "status", "clip_fraction", "grad_norm_preclip_max", "diverged_at_step"]
+    sections.append(_table(done[clip_cols], left=("run", "clip", "status")))
+    sections.append(_figs([(grad_norm_figure(df, runs_dir, t, T, figdir / f"grad_norm_{t}-T{T}.png") or Path(""),
+                            f"{t}, T={T}: ‖g‖ per optimizer step") for t, T in grid]))
+
+    sections.append('<h2 id="geometry">High-dimensional geometry</h2>')
+    ref = geometry_dir / "reference.csv"
+    if ref.is_file():
+        g = pd.read_csv(ref)
+        keep = g[g.statistic.isin(["angle_sd_deg", "cos_var_times_D", "dist_sq_mean_over_D", "shell_fraction_mc",
+                                   "relative_contrast", "ball_cube_ratio"])]
+        keep = keep.assign(rel_gap=(keep.value / keep.theory - 1).where(keep.theory.notna()))
+        sections.append('<p class="note">Random vectors against exact theory (seed 004; science.md §4).</p>')
+        sections.append(_table(keep, left=("distribution", "statistic")))
+    gfig = geometry_dir / "figures"
+    sections.append(_figs([(gfig / f"{n}.png", n.replace("_", " ")) for n in
+                           ("angle_histograms", "angle_sd_vs_D", "relative_contrast_vs_D", "distances_vs_D",
+                            "shell_fraction_vs_D", "ball_cube_ratio_vs_D")]))
+    sections.append("<h3>The networks' own vectors</h3>"
+                    '<p class="note">Angles between hidden states, per-step gradients ∂ℓ/∂h_t and per-step W_hh '
+                    "contributions, beside random vectors of the same dimension (test data, after training).</p>")
+    net = []
+    for _, r in _representatives(done[done.seq_len == done.seq_len.max()]).iterrows() if len(done) else []:
+        net.append((runs_dir / r["run"] / "analysis" / "figures" / "geometry_angles.png", r["run"]))
+    sections.append(_figs(net))
+
+    page = ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>gradlab study report</title>"
+            f"<link rel='icon' href='data:,'><style>{CSS}</style></head><body>"
+            "<h1>gradlab: vanishing and exploding gradients</h1>"
+            f"<p class='note'>{len(done)} runs; tasks {', '.join(sorted(set(done.task)))}; "
+            f"T ∈ {sorted(set(int(t) for t in done.seq_len))}. Sections: <a href='#summary'>summary</a> · "
+            "<a href='#learning'>learning curves</a> · <a href='#bptt'>BPTT</a> · <a href='#clipping'>clipping</a> · "
+            "<a href='#geometry'>geometry</a></p>" + "\n".join(sections) + "</body></html>\n")
+    path = out / "index.html"
+    atomic_write_bytes(path, page.encode())
+    return path
+

@@ -1,0 +1,277 @@
+"""The study as a whole: its grid (params.yaml), profiles, and the summary of every run beside published results.
+
+`params.yaml` is the single place the study is defined; DVC passes its values to the Hydra entry points, and the
+summary and report stages read the same file to know which runs belong to the study.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from gradlab.config import CONF_DIR, MODELS, TASKS, ConfigError
+from gradlab.tasks import atomic_write_bytes
+
+STUDY_DIR = CONF_DIR / "study"  # one params file per profile: conf/study/<profile>.yaml
+PROFILES = ("smoke", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """One cell of the study grid, and the folder its training run writes."""
+
+    task: str
+    seq_len: int
+    model: str
+    hidden_size: int
+    clip: str  # the run-folder tag: none | norm<t> | value<t>
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}-T{self.seq_len}-{self.model}-{self.clip}-s{self.seed}"
+
+
+def read_params(path: Path) -> dict[str, Any]:
+    """params.yaml as a dict; ConfigError naming the file when it is missing or not a study."""
+    try:
+        params = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read the study parameters {path}: {err}") from None
+    if not isinstance(params, dict) or "study" not in params:
+        raise ConfigError(f"{path} has no `study:` section; restore it with `make repro PROFILE=cpu`")
+    return params
+
+
+def study_runs(params: dict[str, Any]) -> list[RunKey]:
+    """Every training run of the grid, in the order of dvc.yaml's matrix (task, T, model, clip, seed)."""
+    s = params["study"]
+    for task in s["tasks"]:
+        if task not in TASKS:
+            raise ConfigError(f"study.tasks: {task!r} is not a valid choice; choose from {', '.join(TASKS)}")
+    for m in s["models"]:
+        if m["name"] not in MODELS:
+            raise ConfigError(f"study.models: {m['name']!r} is not a valid choice; choose from {', '.join(MODELS)}")
+    return [RunKey(task, int(T), m["name"], int(m["hidden_size"]), c["tag"], int(seed))
+            for task, T, m, c, seed in itertools.product(s["tasks"], s["seq_lens"], s["models"], s["clips"],
+                                                         s["seeds"])]
+
+
+def switch_profile(params_path: Path, profile: str) -> bool:
+    """Make params.yaml the study of `profile` (conf/study/<profile>.yaml); False when it already is.
+
+    A params.yaml that already names the profile is left alone, so hand edits survive `make repro`.
+    """
+    if profile not in PROFILES:
+        raise ConfigError(f"PROFILE={profile!r} is not a valid choice; choose one of: {', '.join(PROFILES)}")
+    current = None
+    if params_path.is_file():
+        current = (yaml.safe_load(params_path.read_text()) or {}).get("profile")
+    if current == profile:
+        return False
+    atomic_write_bytes(params_path, (STUDY_DIR / f"{profile}.yaml").read_bytes())
+    return True
+
+
+# ------------------------------------------------------------------------------------ published results
+
+# science.md section 3: what the literature reports for the cells of our grid. clip: "any" or "norm".
+PUBLISHED = [
+    {"task": "adding", "model": "lstm", "clip": "any", "T": (100, 1000), "solved": True,
+     "claim": "solves T=100/500/1000 (74k/209k/853k sequences)", "source": "Hochreiter & Schmidhuber 1997"},
+    {"task": "adding", "model": "rnn", "clip": "none", "T": (100, 1000), "solved": False,
+     "claim": "BPTT: 0% success at lag 100 after >5M sequences", "source": "Hochreiter & Schmidhuber 1997"},
+    {"task": "adding", "model": "rnn", "clip": "norm", "T": (2, 200), "solved": True,
+     "claim": "tanh RNN + clipping 1.0: 100% success up to T=200 (50 units, 5 seeds)", "source": "Pascanu et al. 2013"},
+    {"task": "adding", "model": "rnn", "clip": "any", "T": (151, 400), "solved": False,
+     "claim": "tanh RNN fails beyond T=150 (100 units)", "source": "Le, Jaitly & Hinton 2015"},
+    {"task": "adding", "model": "lstm", "clip": "any", "T": (150, 400), "solved": True,
+     "claim": "LSTM solves T=150-400 (100 units)", "source": "Le, Jaitly & Hinton 2015"},
+    {"task": "copy", "model": "lstm", "clip": "any", "T": (100, 500), "solved": None,
+     "claim": "setup: copy T=100-500, 128 units, Adam 1e-3, batch 20", "source": "Arjovsky et al. 2016"},
+    {"task": "adding", "model": "rnn", "clip": "any", "T": (100, 750), "solved": None,
+     "claim": "setup: adding T=100-750, RNN/LSTM 128 units, Adam 1e-3, batch 20", "source": "Arjovsky et al. 2016"},
+    {"task": "first_token", "model": "rnn", "clip": "norm", "T": (2, 200), "solved": True,
+     "claim": "temporal order: tanh RNN + clipping 100% up to T=200", "source": "Pascanu et al. 2013"},
+    {"task": "adding", "model": "nfg_lstm", "clip": "any", "T": (100, 1000), "solved": True,
+     "claim": "the 1997 LSTM (no forget gate) solves the adding problem", "source": "Hochreiter & Schmidhuber 1997"},
+]
+
+
+def published_for(task: str, model: str, clip: str, seq_len: int) -> str:
+    """The published claims about this (task, model, clip, T) cell, '; '-joined, or ''."""
+    mode = "none" if clip == "none" else ("norm" if clip.startswith("norm") else "value")
+    return "; ".join(f"{p['claim']} ({p['source']})" for p in PUBLISHED
+                     if p["task"] == task and p["model"] == model and p["T"][0] <= seq_len <= p["T"][1]
+                     and p["clip"] in ("any", mode))
+
+
+# ------------------------------------------------------------------------------------------- summary
+
+COLUMNS = ["task", "seq_len", "model", "hidden_size", "clip", "seed", "run", "status", "solved", "solved_at_step",
+           "steps", "loss_rel_baseline", "test_acc", "diverged", "diverged_at_step", "clip_fraction",
+           "grad_norm_preclip_max", "bptt_horizon", "bptt_decay_rate", "bptt_decay_rate_predicted",
+           "bptt_decay_rate_c", "h_ratio_first_last", "published"]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_row(runs_dir: Path, key: RunKey) -> dict[str, Any]:
+    """One run's line of the summary: training metrics, the analysis probe on test data, published claims."""
+    run = runs_dir / key.name
+    m = _read_json(run / "metrics.json") or {}
+    a = _read_json(run / "analysis" / "metrics.json") or {}
+    row: dict[str, Any] = {"task": key.task, "seq_len": key.seq_len, "model": key.model,
+                           "hidden_size": key.hidden_size, "clip": key.clip, "seed": key.seed, "run": key.name,
+                           "status": m.get("status", "missing"), "solved": bool(m.get("solved", False)),
+                           "solved_at_step": m.get("solved_at_step"), "steps": m.get("steps"),
+                           "loss_rel_baseline": m.get("test_loss_rel_baseline"), "test_acc": m.get("test_acc"),
+                           "diverged": m.get("status") == "diverged", "diverged_at_step": m.get("diverged_at_step"),
+                           "clip_fraction": m.get("clip_fraction"),
+                           "grad_norm_preclip_max": m.get("grad_norm_preclip_max"),
+                           "bptt_horizon": a.get("bptt_horizon"), "bptt_decay_rate": a.get("bptt_decay_rate"),
+                           "bptt_decay_rate_predicted": a.get("bptt_decay_rate_predicted"),
+                           "bptt_decay_rate_c": a.get("bptt_decay_rate_c"),
+                           "h_ratio_first_last": h_ratio(run / "analysis" / "bptt.csv"),
+                           "published": published_for(key.task, key.model, key.clip, key.seq_len)}
+    return row
+
+
+def h_ratio(bptt_csv: Path) -> float | None:
+    """‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_{T-1}‖ of the last probe (layer 0): how much gradient reaches the first step."""
+    if not bptt_csv.is_file():
+        return None
+    df = pd.read_csv(bptt_csv)
+    sel = df[(df.quantity == "dL_dh_norm") & (df.layer == 0) & (df.step == df.step.max())].sort_values("t")
+    if sel.empty or not sel.value.iloc[-1] > 0:
+        return None
+    return float(sel.value.iloc[0] / sel.value.iloc[-1])
+
+
+def summarize(runs: list[RunKey], runs_dir: Path) -> pd.DataFrame:
+    """The per-run summary table, in grid order."""
+    return pd.DataFrame([run_row(runs_dir, k) for k in runs], columns=COLUMNS)
+
+
+def cells(df: pd.DataFrame) -> pd.DataFrame:
+    """Seeds pooled: one line per (task, model, clip, T) with solved k/n, median steps to solve, median loss."""
+    rows = []
+    for (task, model, clip, T), g in df.groupby(["task", "model", "clip", "seq_len"], sort=False):
+        solved_at = g.solved_at_step[g.solved].dropna()
+        rows.append({"task": task, "model": model, "clip": clip, "T": T, "seeds": len(g),
+                     "solved": f"{int(g.solved.sum())}/{len(g)}",
+                     "steps_to_solve": int(solved_at.median()) if len(solved_at) else None,
+                     "loss/baseline": g.loss_rel_baseline.median(),
+                     "diverged": f"{int(g.diverged.sum())}/{len(g)}",
+                     "horizon": g.bptt_horizon.median(), "h_0/h_T-1": g.h_ratio_first_last.median(),
+                     "decay_rate": g.bptt_decay_rate.median(), "predicted": g.bptt_decay_rate_predicted.median(),
+                     "clip_fraction": g.clip_fraction.median(), "published": g.published.iloc[0]})
+    return pd.DataFrame(rows)
+
+
+def headline(df: pd.DataFrame, task: str = "adding") -> str:
+    """One sentence: at the longest T of `task`, which models solved it and which did not."""
+    sel = df[(df.task == task) & (df.status != "missing")]
+    if sel.empty:
+        return f"No {task} runs in this study."
+    T = int(sel.seq_len.max())
+    at = sel[sel.seq_len == T]
+    parts = []
+    for model in [m for m in MODELS if m in set(at.model)]:
+        g = at[at.model == model]
+        best = g.loss_rel_baseline.min()
+        verdict = "solves" if g.solved.any() else "does not solve"
+        parts.append(f"{model} {verdict} it (best test loss {best:.2%} of the baseline)")
+    return f"At the longest adding T={T}: " + "; ".join(parts) + "."
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """The summary as Markdown: the headline, one table per task, and the published claims beside ours."""
+    lines = ["# Study summary", "", headline(df), ""]
+    table = cells(df)
+    for task, g in table.groupby("task", sort=False):
+        lines += [f"## {task}", "", "| " + " | ".join(c for c in g.columns if c != "task") + " |",
+                  "|" + "---|" * (len(g.columns) - 1)]
+        for _, r in g.iterrows():
+            lines.append("| " + " | ".join(_fmt(r[c]) for c in g.columns if c != "task") + " |")
+        lines.append("")
+    lines += ["solved: test loss below 1% of the memoryless baseline. horizon: steps back from t=T-1 until "
+              "‖∂ℓ/∂h_t‖ falls below 1e-3 of its value there (T if never), on test data after training. "
+              "decay_rate: slope of ln‖∂ℓ/∂h_t‖ per step (negative: vanishing); predicted: the theory's "
+              "(rnn: mean field from W_hh and tanh'; lstm: mean ln f_t; nfg: 0).", ""]
+    return "\n".join(lines)
+
+
+def dvc_metrics(df: pd.DataFrame) -> dict[str, Any]:
+    """Nested metrics for `dvc metrics show` / `dvc exp show`: task -> T -> model-clip -> numbers."""
+    out: dict[str, Any] = {}
+    for _, r in cells(df).iterrows():
+        out.setdefault(r["task"], {}).setdefault(f"T{r['T']}", {})[f"{r['model']}-{r['clip']}"] = {
+            "solved_frac": int(r["solved"].split("/")[0]) / int(r["solved"].split("/")[1]),
+            "loss_rel_baseline": None if pd.isna(r["loss/baseline"]) else round(float(r["loss/baseline"]), 6),
+            "horizon": None if pd.isna(r["horizon"]) else float(r["horizon"]),
+        }
+    return out
+
+
+def write_summary(df: pd.DataFrame, out: Path) -> dict[str, Path]:
+    """summary.csv (per run), summary.md, metrics.json (DVC metrics), published.csv: each written atomically."""
+    files = {"csv": out / "summary.csv", "md": out / "summary.md", "metrics": out / "metrics.json",
+             "published": out / "published.csv"}
+    atomic_write_bytes(files["csv"], df.to_csv(index=False).encode())
+    atomic_write_bytes(files["md"], markdown(df).encode())
+    atomic_write_bytes(files["metrics"], (json.dumps(dvc_metrics(df), indent=1) + "\n").encode())
+    pub = pd.DataFrame([{**p, "T": f"{p['T'][0]}-{p['T'][1]}"} for p in PUBLISHED])
+    atomic_write_bytes(files["published"], pub.to_csv(index=False).encode())
+    return files
+
+
+def curve_tables(df: pd.DataFrame, runs_dir: Path) -> dict[str, pd.DataFrame]:
+    """Tables for `dvc plots`, per (task, T, clip) with one column per model (median over seeds; the columns are
+    always rnn, lstm, nfg_lstm so that dvc.yaml can name them): learning/<task>-T<T>-<clip>.csv, validation loss /
+    baseline vs step; bptt/<task>-T<T>-<clip>.csv, the last test probe's ‖∂ℓ/∂h_t‖ / ‖∂ℓ/∂h_{T-1}‖ vs t."""
+    tables: dict[str, pd.DataFrame] = {}
+    for (task, T, clip), g in df[df.status != "missing"].groupby(["task", "seq_len", "clip"], sort=False):
+        learn: dict[str, list[pd.Series]] = {m: [] for m in MODELS}
+        grad: dict[str, list[pd.Series]] = {m: [] for m in MODELS}
+        for _, r in g.iterrows():
+            m = _read_json(runs_dir / r["run"] / "metrics.json") or {}
+            csv = runs_dir / r["run"] / "metrics.csv"
+            if csv.is_file() and m.get("baseline_loss"):
+                log = pd.read_csv(csv)
+                if "val/loss" in log:
+                    v = log[["step", "val/loss"]].dropna().drop_duplicates("step").set_index("step")["val/loss"]
+                    learn[r["model"]].append(v / m["baseline_loss"])
+            bptt = runs_dir / r["run"] / "analysis" / "bptt.csv"
+            if bptt.is_file():
+                b = pd.read_csv(bptt)
+                sel = b[(b.quantity == "dL_dh_norm") & (b.layer == 0)].sort_values("t").set_index("t").value
+                if len(sel) and sel.iloc[-1] > 0:
+                    grad[r["model"]].append(sel / sel.iloc[-1])
+        for kind, series, x in (("learning", learn, "step"), ("bptt", grad, "t")):
+            cols = {m: pd.concat(v, axis=1).median(axis=1) if v else pd.Series(dtype=float) for m, v in series.items()}
+            if any(len(c) for c in cols.values()):
+                table = pd.DataFrame(cols).sort_index()
+                table.index.name = x
+                tables[f"{kind}/{task}-T{T}-{clip}"] = table.reset_index()
+    return tables

@@ -1,0 +1,244 @@
+"""make sync / make wandb-report, without a network: the report's keys against what real offline runs logged, the
+offline path (a clear message, exit 2, nothing changed on disk), and the report's wandb_workspaces objects."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, compose_cfg
+
+from gradlab import wandb_report as w
+
+SMALL = ("profile=smoke", "task.seq_len=10", "trainer.max_steps=6", "probe.every_n_steps=3", "logger.mode=offline")
+DIMS, DISTRIBUTIONS = (2, 10), ("cube",)
+CLOSED = "http://127.0.0.1:9"  # a closed loopback port: refused at once, never the internet
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    """A tiny study made by the real pipeline, in-process: lstm (adding) and rnn (first_token) training runs, the
+    analysis of both, the geometry stage; every wandb run offline. Returns its root (runs/, results/)."""
+    from gradlab.analysis import run_analysis
+    from gradlab.config import compose, validate_geometry
+    from gradlab.experiment import run_training
+    from gradlab.geometry_stage import run_geometry
+
+    root = tmp_path_factory.mktemp("study")
+    for overrides in (["model=lstm"], ["model=rnn", "task=first_token"]):
+        cfg = compose_cfg([*SMALL, *overrides], root)
+        run_training(cfg)
+        run_analysis(cfg)
+    geo = compose("geometry", [f"geometry.dims=[{DIMS[0]},{DIMS[1]}]", "geometry.n_pairs=200",
+                               f"geometry.distributions=[{DISTRIBUTIONS[0]}]", "geometry.mc_samples=1000",
+                               "logger.mode=offline", f"out_dir={root / 'results' / 'geometry'}"])
+    validate_geometry(geo)
+    run_geometry(geo)
+    return root
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every path under root (files, folders, links) with its type, size and mtime, not following links."""
+    seen = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = Path(folder) / name
+            st = p.lstat()
+            seen[str(p.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return seen
+
+
+def load_cli():
+    spec = importlib.util.spec_from_file_location("wandb_report_cli", ROOT / "pipelines" / "wandb_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def no_login(tmp_path, monkeypatch):
+    """No API key anywhere (empty HOME, no WANDB_API_KEY/.netrc), and a server that refuses connections."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for var in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "NETRC", "WANDB_CONFIG_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("WANDB_BASE_URL", CLOSED)
+    return home
+
+
+# ------------------------------------------------------------------ the spec against what the pipeline logged
+
+
+def test_every_panel_key_is_logged_by_the_run_kind_it_reads(study):
+    runs = w.find_offline_runs(study)
+    assert sorted({kind for kind, _ in runs}) == ["analysis", "geometry", "train"]
+    assert len(runs) == 5  # 2 train, 2 analysis, 1 geometry; wandb's latest-run links are not counted twice
+    spec = w.report_spec(layers=(0,), geometry_dims=DIMS, geometry_distributions=DISTRIBUTIONS)
+    checked: dict[str, set[str]] = {}
+    for kind, folder in runs:
+        run = w.read_offline_run(folder)  # the keys come from the run's .wandb log, not from a list
+        assert run.kind == kind and run.project == "gradlab" and run.run_id in folder.name
+        assert run.keys.get("train/loss" if kind == "train" else "trainer/global_step") == "number"
+        assert w.missing_keys(spec, run) == {}, f"{kind} run {folder}"
+        checked.setdefault(kind, set()).update(w.spec_keys(spec, kind, run.config))
+    for kind in ("train", "analysis", "geometry"):  # every conditional panel met a run it applies to
+        assert checked[kind] == set(w.spec_keys(spec, kind)), kind
+    # the summary stage's run (study-summary) is not made here: its panels are marked optional
+    summary = [p for s in spec for p in s.panels if p.source == "summary"]
+    assert summary and all(p.optional for p in summary)
+    assert not any(p.optional for s in spec for p in s.panels if p.source != "summary")
+    assert w.spec_keys(spec, "summary") == {"summary/table": "table-file"}
+
+
+def test_the_key_check_sees_what_is_missing(study):
+    (folder,) = [f for kind, f in w.find_offline_runs(study) if kind == "geometry"]
+    run = w.read_offline_run(folder)
+    spec = w.report_spec(geometry_dims=(2, 10, 100), geometry_distributions=DISTRIBUTIONS)
+    assert w.missing_keys(spec, run) == {"geometry/angle_hist/cube_D100": "expected histogram, logged nothing"}
+    run.keys["geometry/angle_histograms"] = "table-file"
+    assert "geometry/angle_histograms" in w.missing_keys(spec, run)
+    assert w.geometry_grid(study) == (DIMS, DISTRIBUTIONS)  # read back from the geometry run's config
+    (train, *_) = [f for kind, f in w.find_offline_runs(study) if kind == "train"]
+    unprobed = w.read_offline_run(train)
+    unprobed.config["probe"]["enabled"] = False  # a run without the probe is not asked for bptt/* keys
+    assert not any(k.startswith(("bptt/", "final/bptt")) for k in w.spec_keys(spec, "train", unprobed.config))
+
+
+def test_reader_stops_at_a_torn_end_and_refuses_a_corrupt_record(study, tmp_path):
+    (folder,) = [f for kind, f in w.find_offline_runs(study) if kind == "geometry"]
+    (log,) = folder.glob("run-*.wandb")
+    data = log.read_bytes()
+    n = sum(1 for _ in w.read_records(log))
+    torn = tmp_path / "torn.wandb"
+    torn.write_bytes(data[: len(data) - 50])
+    assert 0 < sum(1 for _ in w.read_records(torn)) < n
+    corrupt = tmp_path / "corrupt.wandb"
+    corrupt.write_bytes(data[:200] + bytes([data[200] ^ 0xFF]) + data[201:])
+    with pytest.raises(ValueError, match="checksum"):
+        list(w.read_records(corrupt))
+    with pytest.raises(ValueError, match="not a wandb transaction log"):
+        list(w.read_records(ROOT / "pyproject.toml"))
+
+
+def test_run_kinds_from_paths(tmp_path):
+    assert w.run_kind("runs/adding-T50-rnn-none-s0/wandb/offline-run-1-a") == "train"
+    assert w.run_kind("runs/adding-T50-rnn-none-s0/analysis/wandb/offline-run-1-a") == "analysis"
+    assert w.run_kind("results/geometry/wandb/offline-run-1-a") == "geometry"
+    assert w.run_kind("results/summary/wandb/offline-run-1-a") == "summary"
+    assert w.run_kind("elsewhere/offline-run-1-a") is None
+    assert w.find_offline_runs(tmp_path) == []
+
+
+# -------------------------------------------------------------------------------------------- the offline path
+
+
+def test_offline_entry_point_says_what_to_do_and_changes_nothing(study, tmp_path):
+    work = tmp_path / "study"
+    shutil.copytree(study / "runs", work / "runs", symlinks=True)
+    shutil.copytree(study / "results", work / "results", symlinks=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "NETRC", "WANDB_CONFIG_DIR", "WANDB_SERVICE")}
+    env.update(HOME=str(home), WANDB_BASE_URL=CLOSED)
+    before = snapshot(tmp_path)
+    done = subprocess.run([sys.executable, str(ROOT / "pipelines" / "wandb_report.py")], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    message = done.stderr
+    assert "Traceback" not in message and done.stdout == ""
+    assert "nothing was synced, written or changed" in message
+    assert "no W&B API key" in message and "127.0.0.1:9" in message
+    for step in ("wandb login", "make sync", "make wandb-report"):
+        assert step in message
+    assert snapshot(tmp_path) == before  # no file written, touched or synced (.wandb.synced), HOME untouched
+
+
+def test_sync_only_offline_runs_no_sync(study, no_login, monkeypatch, capsys):
+    cli = load_cli()
+    ran = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: ran.append(a))
+    before = snapshot(study)
+    assert cli.main(["--sync-only", "--root", str(study)]) == cli.EXIT_OFFLINE
+    assert ran == [] and snapshot(study) == before
+    err = capsys.readouterr().err
+    assert "make sync needs W&B online" in err and "wandb login" in err
+
+
+def test_api_key_in_netrc_counts_but_the_server_must_answer(no_login):
+    (no_login / ".netrc").write_text("machine 127.0.0.1:9\n  login user\n  password " + "a" * 40 + "\n")
+    (no_login / ".netrc").chmod(0o600)
+    status = w.online_status()
+    assert status.credentials == str(no_login / ".netrc") and status.unreachable and not status.online
+    message = w.offline_message(status, "sync")
+    assert "API key: found" in message and "get online" in message and "wandb login" not in message
+
+
+def test_reachability_check_is_that_of_tracking(monkeypatch):
+    from gradlab.tracking import wandb_reachable
+
+    monkeypatch.setenv("WANDB_BASE_URL", CLOSED)
+    assert w.server_reachable(CLOSED, timeout=2.0) == wandb_reachable(timeout=2.0) is not None
+
+
+def test_online_path_syncs_every_run_then_stops_for_sync_only(study, monkeypatch, capsys):
+    """With the online check passing (faked), --sync-only runs `wandb sync` once over all the study's runs."""
+    cli = load_cli()
+    monkeypatch.setattr(w, "online_status", lambda: w.OnlineStatus(CLOSED, "WANDB_API_KEY", None, None))
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append((cmd, kwargs.get("env", {})))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert cli.main(["--sync-only", "--root", str(study), "--entity", "me"]) == 0
+    ((cmd, env),) = calls
+    assert cmd[:4] == [sys.executable, "-m", "wandb", "sync"]
+    assert cmd[4:8] == ["--project", "gradlab", "--entity", "me"]
+    assert sorted(cmd[8:]) == sorted(str(f) for _, f in w.find_offline_runs(study))
+    assert "WANDB_MODE" not in env  # an offline WANDB_MODE must not turn the upload into a no-op
+    assert "synced: 5 runs" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------ the wandb_workspaces objects
+
+
+def test_builder_makes_the_report_objects_offline(no_login):
+    wr = pytest.importorskip("wandb_workspaces.reports.v2")
+    spec = w.report_spec(layers=(0, 1), geometry_dims=DIMS, geometry_distributions=DISTRIBUTIONS)
+    report = w.build_report(spec, "gradlab", "an-entity")  # an explicit entity: no API call
+    assert isinstance(report, wr.Report) and report.project == "gradlab" and report.entity == "an-entity"
+    assert isinstance(report.blocks[0], wr.TableOfContents)
+    assert [b.text for b in report.blocks if isinstance(b, wr.H1)] == [s.title for s in spec]
+    grids = [b for b in report.blocks if isinstance(b, wr.PanelGrid)]
+    assert sum(len(g.panels) for g in grids) == sum(len(s.panels) for s in spec)
+    kinds = {wr.LinePlot: {"line", "histogram"}, wr.BarPlot: {"bar"}, wr.MediaBrowser: {"media"},
+             wr.WeavePanelSummaryTable: {"table"}, wr.CustomChart: {"line_series"}}
+    panels = [p for g in grids for p in g.panels]
+    specs = [p for s in spec for p in s.panels]
+    for panel, p in zip(panels, specs, strict=True):
+        assert p.kind in kinds[type(panel)]
+        panel._to_model()  # each panel serializes offline (the runsets need the API: only Report.save does that)
+        assert 0 <= panel.layout.x and panel.layout.x + panel.layout.w <= 24
+    line = next(p for p in panels if isinstance(p, wr.LinePlot) and p.y == ["train/loss", "val/loss"])
+    assert line.x == "trainer/global_step" and line.log_y
+    chart = next(p for p in panels if isinstance(p, wr.CustomChart))
+    assert chart.query == {"summaryTable": {"tableKey": "bptt/latest_l0_table"}}
+    assert chart.chart_name == "wandb/lineseries/v0"
+    for g in grids:
+        (runset,) = g.runsets
+        assert (runset.entity, runset.project) == ("an-entity", "gradlab")
+    analysis = [g.runsets[0] for g in grids if g.runsets[0].name == "analysis runs"]
+    assert analysis and all(r.filters == w.RUNSET_FILTERS["analysis"] for r in analysis)
+    # only the kinds of run that exist: no summary stage yet -> no summary table panel
+    partial = w.build_report(spec, "gradlab", "an-entity", sources=["train", "analysis", "geometry"])
+    assert not any(isinstance(p, wr.WeavePanelSummaryTable) and p.table_name == "summary/table"
+                   for b in partial.blocks if isinstance(b, wr.PanelGrid) for p in b.panels)
