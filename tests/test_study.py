@@ -70,6 +70,7 @@ def test_smoke_study_runs_end_to_end(study):
     metrics = json.loads((study / "results/summary/metrics.json").read_text())
     assert set(metrics["adding"]["T10"]) == {f"{m}-{c}" for m in ("rnn", "lstm", "nfg_lstm")
                                              for c in ("none", "norm1.0")}
+    assert metrics["adding"]["longest"] == {"T": 10, **metrics["adding"]["T10"]}  # columns shared across T
     assert list((study / "results/summary/wandb").glob("offline-run-*/run-*.wandb"))
     learning = pd.read_csv(study / "results/summary/plots/learning/adding-T10-none.csv")
     assert list(learning.columns) == ["step", "rnn", "lstm", "nfg_lstm"] and learning.lstm.notna().all()
@@ -120,3 +121,47 @@ def test_report_renders_in_headless_chromium(study, tmp_path):
     assert found["images"] >= 10 and found["external_requests"] == []
     assert found["title"] == "gradlab study report"
     assert shot.stat().st_size > 50_000
+
+
+@pytest.mark.slow  # two smoke studies side by side: minutes
+def test_dvc_experiments_from_the_queue(study, tmp_path):
+    """`dvc exp run --queue -S …` twice, `dvc queue start -j 2`: both finish, `dvc exp show` lists their metrics."""
+    git = ["git", "-c", "user.name=gradlab-test", "-c", "user.email=test@localhost"]
+    subprocess.run([*git, "add", "-A"], cwd=study, check=True)  # the reproduced study (dvc.lock) as the baseline
+    subprocess.run([*git, "commit", "-qm", "smoke study"], cwd=study, check=True)
+    for seq_len in (12, 14):
+        dvc(study, "exp", "run", "--queue", "-S", f"study.seq_lens=[{seq_len}]", "--name", f"T{seq_len}")
+    # the workers it starts outlive it and keep its stdout: a file, not a pipe that would never close
+    with open(tmp_path / "queue-start.log", "w") as log:
+        subprocess.run([str(BIN / "dvc"), "queue", "start", "-j", "2"], cwd=study, env=_env(), stdout=log,
+                       stderr=subprocess.STDOUT, timeout=120, check=True)
+    try:
+        deadline = time.monotonic() + 1200
+        while time.monotonic() < deadline:
+            status = dvc(study, "queue", "status").stdout
+            if "Queued" not in status and "Running" not in status:
+                break
+            time.sleep(10)
+    finally:
+        dvc(study, "queue", "stop", check=False)
+    assert status.count("Success") == 2, (status, dvc(study, "queue", "logs", "T12", check=False).stdout[-3000:])
+    rows = {row["name"]: row for row in _exp_rows(dvc(study, "exp", "show", "--json").stdout)}
+    for seq_len in (12, 14):
+        row = rows[f"T{seq_len}"]
+        assert row["params"]["study"]["seq_lens"] == [seq_len]
+        summary = row["metrics"]["results/summary/metrics.json"]["data"]["adding"]  # read from DVC's cache
+        assert set(summary) == {f"T{seq_len}", "longest"} and summary["longest"]["T"] == seq_len, summary
+        assert set(summary["longest"]["lstm-none"]) == {"solved_frac", "loss_rel_baseline", "horizon", "h0_rel",
+                                                     "h0_rel_training"}
+
+
+def _exp_rows(shown: str) -> list[dict]:
+    """Each experiment of `dvc exp show --json` as {name, params: params.yaml's data, metrics: {file: …}}."""
+    rows = []
+    for baseline in json.loads(shown):
+        for exp in baseline.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                data = (rev or {}).get("data") or {}
+                rows.append({"name": rev.get("name"), "metrics": data.get("metrics") or {},
+                             "params": ((data.get("params") or {}).get("params.yaml") or {}).get("data", {})})
+    return rows

@@ -1,9 +1,11 @@
-"""The study's grid, profiles and published-results lookup, without running anything."""
+"""The study's grid, profiles, published-results lookup, headline and metrics, without running anything."""
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT
 
+from gradlab import study
 from gradlab.config import ConfigError
 from gradlab.study import PROFILES, published_for, read_params, study_runs, switch_profile
 
@@ -50,3 +52,57 @@ def test_published_results_sit_beside_the_matching_cells():
     assert "Pascanu" in published_for("adding", "rnn", "norm1.0", 150)
     assert "Pascanu" not in published_for("adding", "rnn", "none", 150)
     assert published_for("adding", "lstm", "none", 10) == ""
+
+
+def _probe_csv(path, ratios_h, ratios_c=None):
+    """A bptt.csv with one probe per ratio: ‖∂ℓ/∂h_t‖ geometric from `ratio` at t=0 to 2.0 at t=T-1 (T=4)."""
+    rows = []
+    for step, (rh, rc) in enumerate(zip(ratios_h, ratios_c or [None] * len(ratios_h), strict=True)):
+        for quantity, r in (("dL_dh_norm", rh), ("dL_dc_norm", rc)):
+            if r is not None:
+                rows += [{"step": 100 * step, "layer": 0, "t": t, "quantity": quantity,
+                          "value": 2.0 * r ** ((3 - t) / 3)} for t in range(4)]
+                rows.append({"step": 100 * step, "layer": 1, "t": 0, "quantity": quantity, "value": 99.0})  # layer 1
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_gradient_ratio_of_the_last_probe_and_over_training(tmp_path):
+    csv = _probe_csv(tmp_path / "bptt.csv", [1e-6, 1e-4, 0.5], [2.0, 3.0, 1.0])
+    assert study.h_ratio(csv) == pytest.approx(0.5)
+    assert study.h_ratio(csv, probes="all") == pytest.approx(1e-4)
+    assert study.h_ratio(csv, "dL_dc_norm", probes="all") == pytest.approx(2.0)
+    rnn = _probe_csv(tmp_path / "rnn.csv", [1e-9, 1e-7])
+    assert study.h_ratio(rnn, "dL_dc_norm") is None and study.h_ratio(tmp_path / "missing.csv") is None
+
+
+def _summary(rows):
+    base = dict.fromkeys(study.COLUMNS)
+    return pd.DataFrame([{**base, "task": "adding", "hidden_size": 8, "seed": 0, "status": "completed",
+                          "diverged": False, "bptt_horizon": 50.0, "h_ratio_first_last": 0.1, "published": "",
+                          **r} for r in rows], columns=study.COLUMNS)
+
+
+def test_headline_names_who_solves_the_longest_T_and_the_gradient_that_reached_t0():
+    df = _summary([
+        {"seq_len": 10, "model": "rnn", "clip": "none", "solved": True, "loss_rel_baseline": 0.005,
+         "h_ratio_training": 0.5},
+        {"seq_len": 50, "model": "rnn", "clip": "none", "solved": False, "loss_rel_baseline": 0.93,
+         "h_ratio_training": 2.5e-8},
+        {"seq_len": 50, "model": "rnn", "clip": "norm1.0", "solved": False, "loss_rel_baseline": 0.67,
+         "h_ratio_training": 5.4e-7},
+        {"seq_len": 50, "model": "lstm", "clip": "none", "solved": True, "loss_rel_baseline": 0.0016,
+         "h_ratio_training": 0.29, "c_ratio_training": 1.7},
+        {"seq_len": 50, "model": "lstm", "clip": "norm1.0", "solved": True, "loss_rel_baseline": 0.0013,
+         "h_ratio_training": 0.2, "c_ratio_training": 1.3},
+    ])
+    line = study.headline(df)
+    assert line.startswith("At the longest adding T=50: rnn does not solve it (best test loss 67.00% of the "
+                           "baseline); lstm solves it (best test loss 0.13% of the baseline).")
+    assert "‖∂ℓ/∂h_T−1‖ was rnn 2.5e-08, 5.4e-07; lstm 0.29, 0.2 (clip none, norm1.0)" in line
+    assert line.endswith("‖∂ℓ/∂c_0‖ / ‖∂ℓ/∂c_T−1‖ lstm 1.7, 1.3.")
+    metrics = study.dvc_metrics(df)["adding"]
+    assert set(metrics) == {"T10", "T50", "longest"} and metrics["longest"]["T"] == 50
+    assert metrics["longest"]["lstm-none"] == metrics["T50"]["lstm-none"]
+    assert metrics["longest"]["rnn-norm1.0"]["h0_rel_training"] == pytest.approx(5.4e-7)
+    assert study.headline(df[df.seq_len == 10]).endswith("rnn 0.5 (clip none).")

@@ -134,18 +134,6 @@ def grad_norm_figure(df: pd.DataFrame, runs_dir: Path, task: str, T: int, path: 
     return plots.save(fig, path)
 
 
-def _headline_why(df: pd.DataFrame, task: str = "adding") -> str:
-    """The gradient half of the headline: how much of ‖∂ℓ/∂h‖ reaches t=0 in each model, after training."""
-    sel = df[(df.task == task) & df.h_ratio_first_last.notna()]
-    if sel.empty:
-        return ""
-    T = int(sel.seq_len.max())
-    at = sel[sel.seq_len == T].groupby("model").h_ratio_first_last.median()
-    parts = [f"{m}: {at[m]:.2g}" for m in MODELS if m in at.index]
-    return (f" The gradient shows why: after training, ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T−1‖ on test sequences at T={T} is "
-            + ", ".join(parts) + " (clipping pooled, median).")
-
-
 def _representatives(runs: pd.DataFrame) -> pd.DataFrame:
     """One run per (task, model): unclipped where there is one, else the first clip; the lowest seed."""
     if runs.empty:
@@ -161,7 +149,7 @@ def build(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path) -> Pa
     pooled = cells(df)
     sections: list[str] = []
 
-    sections.append(f'<p class="headline">{html.escape(headline(df) + _headline_why(df))}</p>')
+    sections.append(f'<p class="headline">{html.escape(headline(df))}</p>')
     missing = df[df.status == "missing"]
     if len(missing):
         sections.append(f'<p class="note">{len(missing)} of {len(df)} runs are missing: '
@@ -174,7 +162,9 @@ def build(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path) -> Pa
                                row_class=lambda r: "solved" if r["solved"].split("/")[0] != "0" else
                                ("diverged" if r["diverged"].split("/")[0] != "0" else "")))
     sections.append('<p class="note">solved: test loss below 1% of the memoryless baseline (k of n seeds). '
-                    "horizon: steps back from t=T−1 until ‖∂ℓ/∂h_t‖ is below 1e-3 of its value there. decay_rate: "
+                    "horizon: steps back from t=T−1 until ‖∂ℓ/∂h_t‖ is below 1e-3 of its value there. "
+                    "h_0/h_T−1: ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T−1‖ on test data after training; (training): its median over the "
+                    "probes while training. decay_rate: "
                     "slope of ln‖∂ℓ/∂h_t‖ per step on test data after training; predicted: rnn mean field "
                     "(W_hh, tanh'), lstm mean ln f_t, nfg 0.</p>")
     verdict = {True: "yes", False: "no", None: "–"}

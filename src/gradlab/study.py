@@ -118,7 +118,7 @@ def published_for(task: str, model: str, clip: str, seq_len: int) -> str:
 COLUMNS = ["task", "seq_len", "model", "hidden_size", "clip", "seed", "run", "status", "solved", "solved_at_step",
            "steps", "loss_rel_baseline", "test_acc", "diverged", "diverged_at_step", "clip_fraction",
            "grad_norm_preclip_max", "bptt_horizon", "bptt_decay_rate", "bptt_decay_rate_predicted",
-           "bptt_decay_rate_c", "h_ratio_first_last", "published"]
+           "bptt_decay_rate_c", "h_ratio_first_last", "h_ratio_training", "c_ratio_training", "published"]
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -145,19 +145,27 @@ def run_row(runs_dir: Path, key: RunKey) -> dict[str, Any]:
                            "bptt_decay_rate_predicted": a.get("bptt_decay_rate_predicted"),
                            "bptt_decay_rate_c": a.get("bptt_decay_rate_c"),
                            "h_ratio_first_last": h_ratio(run / "analysis" / "bptt.csv"),
+                           "h_ratio_training": h_ratio(run / "bptt.csv", probes="all"),
+                           "c_ratio_training": h_ratio(run / "bptt.csv", "dL_dc_norm", probes="all"),
                            "published": published_for(key.task, key.model, key.clip, key.seq_len)}
     return row
 
 
-def h_ratio(bptt_csv: Path) -> float | None:
-    """‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_{T-1}‖ of the last probe (layer 0): how much gradient reaches the first step."""
+def h_ratio(bptt_csv: Path, quantity: str = "dL_dh_norm", probes: str = "last") -> float | None:
+    """‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_{T-1}‖ (layer 0; `quantity` dL_dc_norm: the same for c): how much gradient reaches the
+    first step. probes='last': of the last probe in the file; 'all': the median over every probe (training)."""
     if not bptt_csv.is_file():
         return None
     df = pd.read_csv(bptt_csv)
-    sel = df[(df.quantity == "dL_dh_norm") & (df.layer == 0) & (df.step == df.step.max())].sort_values("t")
-    if sel.empty or not sel.value.iloc[-1] > 0:
+    sel = df[(df.quantity == quantity) & (df.layer == 0)]
+    if sel.empty:
         return None
-    return float(sel.value.iloc[0] / sel.value.iloc[-1])
+    per_probe = sel.pivot_table(index="step", columns="t", values="value")
+    last_t = per_probe[per_probe.columns.max()]
+    ratios = (per_probe[per_probe.columns.min()] / last_t)[last_t > 0]
+    if ratios.empty:
+        return None
+    return float(ratios.iloc[-1] if probes == "last" else ratios.median())
 
 
 def summarize(runs: list[RunKey], runs_dir: Path) -> pd.DataFrame:
@@ -176,13 +184,15 @@ def cells(df: pd.DataFrame) -> pd.DataFrame:
                      "loss/baseline": g.loss_rel_baseline.median(),
                      "diverged": f"{int(g.diverged.sum())}/{len(g)}",
                      "horizon": g.bptt_horizon.median(), "h_0/h_T-1": g.h_ratio_first_last.median(),
+                     "h_0/h_T-1 (training)": g.h_ratio_training.median(),
                      "decay_rate": g.bptt_decay_rate.median(), "predicted": g.bptt_decay_rate_predicted.median(),
                      "clip_fraction": g.clip_fraction.median(), "published": g.published.iloc[0]})
     return pd.DataFrame(rows)
 
 
 def headline(df: pd.DataFrame, task: str = "adding") -> str:
-    """One sentence: at the longest T of `task`, which models solved it and which did not."""
+    """At the longest T of `task`: which models solved it and which did not, and how much of the gradient at
+    t=T-1 reached t=0 in each while it trained (the probes' median ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T-1‖, and for c)."""
     sel = df[(df.task == task) & (df.status != "missing")]
     if sel.empty:
         return f"No {task} runs in this study."
@@ -194,7 +204,23 @@ def headline(df: pd.DataFrame, task: str = "adding") -> str:
         best = g.loss_rel_baseline.min()
         verdict = "solves" if g.solved.any() else "does not solve"
         parts.append(f"{model} {verdict} it (best test loss {best:.2%} of the baseline)")
-    return f"At the longest adding T={T}: " + "; ".join(parts) + "."
+    return f"At the longest {task} T={T}: " + "; ".join(parts) + "." + _why(at)
+
+
+def _why(at: pd.DataFrame) -> str:
+    """The gradient half of the headline, one value per run (clip settings in grid order)."""
+    def per_model(column: str) -> str:
+        have = at[at[column].notna()]
+        return "; ".join(f"{m} " + ", ".join(f"{v:.2g}" for v in have[have.model == m][column])
+                         for m in MODELS if m in set(have.model))
+
+    h = per_model("h_ratio_training")
+    if not h:
+        return ""
+    clips = list(dict.fromkeys(at.loc[at.h_ratio_training.notna(), "clip"]))
+    c = per_model("c_ratio_training")
+    return (" The gradient shows why: while training (median over the probes), ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T−1‖ was "
+            + h + f" (clip {', '.join(clips)})" + (f", and ‖∂ℓ/∂c_0‖ / ‖∂ℓ/∂c_T−1‖ {c}" if c else "") + ".")
 
 
 def _fmt(v: Any) -> str:
@@ -217,21 +243,34 @@ def markdown(df: pd.DataFrame) -> str:
         lines.append("")
     lines += ["solved: test loss below 1% of the memoryless baseline. horizon: steps back from t=T-1 until "
               "‖∂ℓ/∂h_t‖ falls below 1e-3 of its value there (T if never), on test data after training. "
+              "h_0/h_T-1: ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T-1‖ there; (training): its median over the probes while training. "
               "decay_rate: slope of ln‖∂ℓ/∂h_t‖ per step (negative: vanishing); predicted: the theory's "
               "(rnn: mean field from W_hh and tanh'; lstm: mean ln f_t; nfg: 0).", ""]
     return "\n".join(lines)
 
 
 def dvc_metrics(df: pd.DataFrame) -> dict[str, Any]:
-    """Nested metrics for `dvc metrics show` / `dvc exp show`: task -> T -> model-clip -> numbers."""
+    """Nested metrics for `dvc metrics show` / `dvc exp show`: task -> T<T> -> model-clip -> numbers, and
+    task -> longest -> the same at the task's longest T (with T itself), so that experiments over different
+    sequence lengths share columns (`dvc exp show --keep longest`)."""
     out: dict[str, Any] = {}
-    for _, r in cells(df).iterrows():
-        out.setdefault(r["task"], {}).setdefault(f"T{r['T']}", {})[f"{r['model']}-{r['clip']}"] = {
-            "solved_frac": int(r["solved"].split("/")[0]) / int(r["solved"].split("/")[1]),
-            "loss_rel_baseline": None if pd.isna(r["loss/baseline"]) else round(float(r["loss/baseline"]), 6),
-            "horizon": None if pd.isna(r["horizon"]) else float(r["horizon"]),
-        }
+    table = cells(df)
+    for _, r in table.iterrows():
+        out.setdefault(r["task"], {}).setdefault(f"T{r['T']}", {})[f"{r['model']}-{r['clip']}"] = _cell_metrics(r)
+    for task, g in table.groupby("task", sort=False):
+        T = int(g["T"].max())
+        out[task]["longest"] = {"T": T, **{f"{r['model']}-{r['clip']}": _cell_metrics(r)
+                                          for _, r in g[g["T"] == T].iterrows()}}
     return out
+
+
+def _cell_metrics(r: pd.Series) -> dict[str, Any]:
+    def num(v: Any) -> float | None:
+        return None if pd.isna(v) else float(f"{float(v):.6g}")  # 6 significant digits: ratios go to 1e-12
+
+    k, n = (int(x) for x in r["solved"].split("/"))
+    return {"solved_frac": k / n, "loss_rel_baseline": num(r["loss/baseline"]), "horizon": num(r["horizon"]),
+            "h0_rel": num(r["h_0/h_T-1"]), "h0_rel_training": num(r["h_0/h_T-1 (training)"])}
 
 
 def write_summary(df: pd.DataFrame, out: Path) -> dict[str, Path]:
