@@ -95,6 +95,23 @@ def test_second_repro_does_nothing(study):
     print(f"second dvc repro: {took:.1f}s")  # the benchmark of record is in the README, not a timed assert
 
 
+def test_wandb_pointers_are_not_results(study):
+    """wandb's `latest-run` symlink and debug logs are dvcignored: left dangling (as `dvc checkout` of another
+    experiment leaves them), `dvc status` still works and nothing is stale."""
+    link = study / "results/summary/wandb/latest-run"
+    target = os.readlink(link)
+    try:
+        link.unlink()
+        link.symlink_to("offline-run-of-another-experiment")
+        log = study / "results/summary/wandb/debug.log"
+        log.unlink(missing_ok=True)  # a symlink into the run's logs/ (tracked): replace it, never write through it
+        log.write_text("another run's log\n")
+        assert json.loads(dvc(study, "status", "--json").stdout) == {}
+    finally:
+        link.unlink()
+        link.symlink_to(target)
+
+
 def test_one_models_hidden_size_reruns_only_that_model(study):
     params_path = study / "params.yaml"
     original = params_path.read_text()
