@@ -43,7 +43,8 @@ repro: $(STAMP)  ## the whole study (dvc repro); PROFILE=smoke|cpu|gpu switches 
 summary: $(STAMP)  ## the study summary from the runs there are -> results/summary/
 	$(BIN)/python pipelines/summarize.py
 
-report: $(STAMP)  ## the HTML report -> reports/index.html (the last DVC stage, also on its own)
+report: $(STAMP)  ## the summary, then the HTML report -> reports/index.html (the last DVC stages, also on their own)
+	$(BIN)/python pipelines/summarize.py
 	$(BIN)/python pipelines/report.py
 
 browser:  ## headless Chromium for the report test (Debian's package; installed where missing and possible)

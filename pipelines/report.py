@@ -2,7 +2,7 @@
 
     python pipelines/report.py               # -> reports/index.html (open it in any browser; no network needed)
 
-Reads the study grid (params.yaml), the runs, results/summary and results/geometry.
+Reads the summarize stage's table (results/summary/summary.csv), the runs' logs and figures, results/geometry.
 """
 
 from __future__ import annotations
@@ -14,23 +14,21 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="the study grid")
+    parser.add_argument("--summary", type=Path, default=Path("results/summary/summary.csv"))
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
     parser.add_argument("--geometry-dir", type=Path, default=Path("results/geometry"))
     parser.add_argument("--out", type=Path, default=Path("reports"))
     args = parser.parse_args(argv)
 
     from gradlab.config import ConfigError
-    from gradlab.study import read_params, study_runs
+    from gradlab.study import read_summary
 
     try:
-        runs = study_runs(read_params(args.params))
+        df = read_summary(args.summary)
     except ConfigError as err:
         sys.exit(f"error: {err}")
     from gradlab.report import build
-    from gradlab.study import summarize
 
-    df = summarize(runs, args.runs_dir)
     path = build(df, args.runs_dir, args.geometry_dir, args.out)
     print(f"report:      {path.resolve()}  ({path.stat().st_size / 1e6:.1f} MB, self-contained)")
 

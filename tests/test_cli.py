@@ -10,6 +10,8 @@ BAD_INPUTS = [
     (["task.seq_len=-5"], "task.seq_len=-5 is out of range"),
     (["model.hidden_size=0"], "model.hidden_size=0 is out of range: must be an integer >= 1"),
     (["clip=norm", "clip.threshold=0"], "clip.threshold=0.0 is out of range: must be a number > 0"),
+    (["clip=norm", "clip.threshold=0.5", "clip.tag=norm1.0"],
+     "clip.tag='norm1.0' does not name clip=norm clip.threshold=0.5: it must be 'norm0.5'"),
     (["clip=value", "clip.threshold=-1"], "clip.threshold=-1.0 is out of range"),
     (["clip=maybe"], "clip='maybe' is not a valid choice; choose one of: none, norm, value"),
     (["model.hiden_size=8"], "unknown config key 'model.hiden_size'; valid keys under model: forget_bias, hidden_size"),

@@ -106,3 +106,19 @@ def test_headline_names_who_solves_the_longest_T_and_the_gradient_that_reached_t
     assert metrics["longest"]["lstm-none"] == metrics["T50"]["lstm-none"]
     assert metrics["longest"]["rnn-norm1.0"]["h0_rel_training"] == pytest.approx(5.4e-7)
     assert study.headline(df[df.seq_len == 10]).endswith("rnn 0.5 (clip none).")
+
+
+def test_the_report_reads_the_summary_table_back_as_written(tmp_path):
+    df = _summary([{"seq_len": 50, "model": "lstm", "clip": "none", "solved": True, "loss_rel_baseline": 0.0016,
+                    "h_ratio_training": 0.29, "c_ratio_training": 1.7, "solved_at_step": 3700.0},
+                   {"seq_len": 50, "model": "rnn", "clip": "none", "solved": False, "loss_rel_baseline": 0.93,
+                    "published": "BPTT: 0% success (Hochreiter & Schmidhuber 1997)"}])
+    files = study.write_summary(df, tmp_path)
+    back = study.read_summary(files["csv"])
+    assert study.headline(back) == study.headline(df)
+    assert study.markdown(back) == study.markdown(df)
+    with pytest.raises(ConfigError, match="no study summary at .*missing.csv: run `make summary`"):
+        study.read_summary(tmp_path / "missing.csv")
+    (tmp_path / "old.csv").write_text("task,model\nadding,rnn\n")
+    with pytest.raises(ConfigError, match="old.csv is not a summary of this version"):
+        study.read_summary(tmp_path / "old.csv")

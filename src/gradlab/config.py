@@ -283,6 +283,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"clip.threshold={c.threshold!r} has no effect with clip=none; use clip=norm or clip=value")
     if c.mode != "none":
         _range("clip.threshold", c.threshold, c.threshold is not None and c.threshold > 0, "a number > 0")
+    tag = "none" if c.mode == "none" else f"{c.mode}{c.threshold}"  # as conf/clip/<mode>.yaml interpolates it
+    if c.tag != tag:  # DVC passes study.clips' tag: the folder it expects must be the folder the run writes
+        raise ConfigError(f"clip.tag={c.tag!r} does not name clip={c.mode} clip.threshold={c.threshold}: "
+                          f"it must be {tag!r} (the run folder's clip part)")
     t = cfg.trainer
     _range("trainer.max_steps", t.max_steps, t.max_steps >= 1, "an integer >= 1")
     _range("trainer.batch_size", t.batch_size, t.batch_size >= 1, "an integer >= 1")

@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 
 from gradlab import plots  # noqa: E402
 from gradlab.config import MODELS  # noqa: E402
-from gradlab.study import PUBLISHED, cells, headline  # noqa: E402
+from gradlab.study import PUBLISHED, cells, headline, val_curve  # noqa: E402
 from gradlab.tasks import atomic_write_bytes  # noqa: E402
 
 CSS = """
@@ -73,65 +73,57 @@ def _style(model: str, clip: str) -> dict:
     return {"color": color, "ls": "-" if clip == "none" else ("--" if clip.startswith("norm") else ":")}
 
 
-def learning_figure(df: pd.DataFrame, runs_dir: Path, task: str, T: int, path: Path) -> Path | None:
-    """Validation loss / baseline vs step for every run of (task, T): colour = model, dashes = clipping."""
+def _runs_figure(df: pd.DataFrame, runs_dir: Path, task: str, T: int, path: Path, curve, ylabel: str,
+                 title: str, lines: tuple[tuple[float, dict], ...] = ()) -> Path | None:
+    """One line per run of (task, T) (colour = model, dashes = clipping), y on a log scale: `curve(run_dir)` gives
+    the run's series (index = x) or None; None when no run has one."""
     sel = df[(df.task == task) & (df.seq_len == T) & (df.status != "missing")]
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     drawn = 0
     for _, r in sel.iterrows():
-        csv = runs_dir / r["run"] / "metrics.csv"
-        if not csv.is_file():
+        y = curve(runs_dir / r["run"])
+        if y is None:
             continue
-        log = pd.read_csv(csv)
-        base = log["baseline/loss"].dropna().iloc[0] if "baseline/loss" in log and log["baseline/loss"].notna().any() \
-            else None
-        if "val/loss" not in log or not base:
-            continue
-        v = log[["step", "val/loss"]].dropna()
-        ax.plot(v.step, v["val/loss"] / base, lw=1.4, label=f"{r['model']} {r['clip']} s{r['seed']}",
+        ax.plot(y.index, y.to_numpy(), lw=1.3, label=f"{r['model']} {r['clip']} s{r['seed']}",
                 **_style(r["model"], r["clip"]))
         drawn += 1
     if not drawn:
         plt.close(fig)
         return None
-    ax.axhline(1.0, color="gray", lw=0.8, label="memoryless baseline")
-    ax.axhline(0.01, color="green", lw=0.8, ls=":", label="solved (1% of baseline)")
+    for value, style in lines:
+        ax.axhline(value, lw=0.8, **style)
     ax.set_yscale("log")
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("validation loss / baseline")
-    ax.set_title(f"{task}, T={T}: learning curves", fontsize=10)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{task}, T={T}: {title}", fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3, which="both")
     return plots.save(fig, path)
+
+
+def _grad_norm(run_dir: Path) -> pd.Series | None:
+    """grad/norm_preclip per optimizer step, as a running median so that 1e-3 .. 1e3 spikes stay readable."""
+    csv = run_dir / "metrics.csv"
+    if not csv.is_file():
+        return None
+    log = pd.read_csv(csv)
+    if "grad/norm_preclip" not in log:
+        return None
+    g = log[["step", "grad/norm_preclip"]].dropna().set_index("step")["grad/norm_preclip"]
+    return g.rolling(max(1, len(g) // 100), min_periods=1).median() if len(g) else None
+
+
+def learning_figure(df: pd.DataFrame, runs_dir: Path, task: str, T: int, path: Path) -> Path | None:
+    """Validation loss / baseline vs step for every run of (task, T)."""
+    return _runs_figure(df, runs_dir, task, T, path, val_curve, "validation loss / baseline", "learning curves",
+                        lines=((1.0, {"color": "gray", "label": "memoryless baseline"}),
+                               (0.01, {"color": "green", "ls": ":", "label": "solved (1% of baseline)"})))
 
 
 def grad_norm_figure(df: pd.DataFrame, runs_dir: Path, task: str, T: int, path: Path) -> Path | None:
-    """grad/norm_preclip (and postclip where clipping is on) per optimizer step, every run of (task, T)."""
-    sel = df[(df.task == task) & (df.seq_len == T) & (df.status != "missing")]
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    drawn = 0
-    for _, r in sel.iterrows():
-        csv = runs_dir / r["run"] / "metrics.csv"
-        if not csv.is_file():
-            continue
-        log = pd.read_csv(csv)
-        if "grad/norm_preclip" not in log:
-            continue
-        g = log[["step", "grad/norm_preclip"]].dropna()
-        window = max(1, len(g) // 100)  # a running median, so that 1e-3 .. 1e3 spikes stay readable
-        ax.plot(g.step, g["grad/norm_preclip"].rolling(window, min_periods=1).median(), lw=1.1,
-                label=f"{r['model']} {r['clip']}", **_style(r["model"], r["clip"]))
-        drawn += 1
-    if not drawn:
-        plt.close(fig)
-        return None
-    ax.set_yscale("log")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("‖g‖ before clipping (running median)")
-    ax.set_title(f"{task}, T={T}: total gradient norm per step", fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3, which="both")
-    return plots.save(fig, path)
+    """The total gradient norm before clipping per optimizer step, every run of (task, T)."""
+    return _runs_figure(df, runs_dir, task, T, path, _grad_norm, "‖g‖ before clipping (running median)",
+                        "total gradient norm per step")
 
 
 def _representatives(runs: pd.DataFrame) -> pd.DataFrame:

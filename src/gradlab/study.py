@@ -168,6 +168,16 @@ def h_ratio(bptt_csv: Path, quantity: str = "dL_dh_norm", probes: str = "last") 
     return float(ratios.iloc[-1] if probes == "last" else ratios.median())
 
 
+def read_summary(path: Path) -> pd.DataFrame:
+    """summary.csv as the summarize stage wrote it (what the report reads); ConfigError when missing or foreign."""
+    if not Path(path).is_file():
+        raise ConfigError(f"no study summary at {path}: run `make summary` (or `dvc repro`) first")
+    df = pd.read_csv(path, dtype={"published": str}, keep_default_na=True)
+    if list(df.columns) != COLUMNS:
+        raise ConfigError(f"{path} is not a summary of this version (columns differ): run `make summary` again")
+    return df.assign(published=df.published.fillna(""))
+
+
 def summarize(runs: list[RunKey], runs_dir: Path) -> pd.DataFrame:
     """The per-run summary table, in grid order."""
     return pd.DataFrame([run_row(runs_dir, k) for k in runs], columns=COLUMNS)
@@ -285,6 +295,19 @@ def write_summary(df: pd.DataFrame, out: Path) -> dict[str, Path]:
     return files
 
 
+def val_curve(run_dir: Path) -> pd.Series | None:
+    """Validation loss / the memoryless baseline vs optimizer step (index) of one run; None when it has none."""
+    m = _read_json(run_dir / "metrics.json") or {}
+    csv = run_dir / "metrics.csv"
+    if not (csv.is_file() and m.get("baseline_loss")):
+        return None
+    log = pd.read_csv(csv)
+    if "val/loss" not in log:
+        return None
+    v = log[["step", "val/loss"]].dropna().drop_duplicates("step").set_index("step")["val/loss"]
+    return v / m["baseline_loss"] if len(v) else None
+
+
 def curve_tables(df: pd.DataFrame, runs_dir: Path) -> dict[str, pd.DataFrame]:
     """Tables for `dvc plots`, per (task, T, clip) with one column per model (median over seeds; the columns are
     always rnn, lstm, nfg_lstm so that dvc.yaml can name them): learning/<task>-T<T>-<clip>.csv, validation loss /
@@ -294,13 +317,9 @@ def curve_tables(df: pd.DataFrame, runs_dir: Path) -> dict[str, pd.DataFrame]:
         learn: dict[str, list[pd.Series]] = {m: [] for m in MODELS}
         grad: dict[str, list[pd.Series]] = {m: [] for m in MODELS}
         for _, r in g.iterrows():
-            m = _read_json(runs_dir / r["run"] / "metrics.json") or {}
-            csv = runs_dir / r["run"] / "metrics.csv"
-            if csv.is_file() and m.get("baseline_loss"):
-                log = pd.read_csv(csv)
-                if "val/loss" in log:
-                    v = log[["step", "val/loss"]].dropna().drop_duplicates("step").set_index("step")["val/loss"]
-                    learn[r["model"]].append(v / m["baseline_loss"])
+            v = val_curve(runs_dir / r["run"])
+            if v is not None:
+                learn[r["model"]].append(v)
             bptt = runs_dir / r["run"] / "analysis" / "bptt.csv"
             if bptt.is_file():
                 b = pd.read_csv(bptt)

@@ -8,13 +8,24 @@ from typing import Any
 import pandas as pd
 from omegaconf import OmegaConf
 
-from gradlab.study import RunKey, cells, curve_tables, headline, summarize, write_summary
+from gradlab.study import RunKey, cells, curve_tables, dvc_metrics, headline, summarize, write_summary
 from gradlab.tasks import atomic_write_bytes
 from gradlab.tracking import finish_loggers, make_loggers, wandb_run_dir
 
 
+def _flat(tree: dict[str, Any], prefix: str) -> dict[str, float]:
+    """{'a': {'b': 1}} -> {'<prefix>/a/b': 1}, leaving out None (wandb would log it as a string)."""
+    out: dict[str, float] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}/{key}"))
+        elif value is not None:
+            out[f"{prefix}/{key}"] = value
+    return out
+
+
 def log_summary_to_wandb(df: pd.DataFrame, out: Path, mode: str) -> str | None:
-    """A wandb run `study-summary`: the per-run table, the pooled table, and summary/<task>/... scalars."""
+    """A wandb run `study-summary`: the per-run table, the pooled table, and the DVC metrics as summary/... scalars."""
     cfg = OmegaConf.create({"logger": {"mode": mode, "project": "gradlab", "entity": None},
                             "run_name": "study-summary"})
     loggers = [lg for lg in make_loggers(cfg, out, {"job_type": "summary", "runs": df.run.tolist()})
@@ -27,11 +38,7 @@ def log_summary_to_wandb(df: pd.DataFrame, out: Path, mode: str) -> str | None:
     pooled = cells(df)
     payload: dict[str, Any] = {"summary/table": wandb.Table(dataframe=df.astype({"published": str})),
                                "summary/cells": wandb.Table(dataframe=pooled.astype(str))}
-    for _, r in pooled.iterrows():
-        k, n = (int(x) for x in r["solved"].split("/"))
-        payload[f"summary/{r['task']}/T{r['T']}/{r['model']}-{r['clip']}/solved_frac"] = k / n
-        if pd.notna(r["loss/baseline"]):
-            payload[f"summary/{r['task']}/T{r['T']}/{r['model']}-{r['clip']}/loss_rel_baseline"] = r["loss/baseline"]
+    payload.update(_flat(dvc_metrics(df), "summary"))  # the DVC metrics' numbers, as summary/<task>/<T>/...
     run.log(payload)
     where = wandb_run_dir(loggers)
     finish_loggers(loggers)
