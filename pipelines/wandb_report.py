@@ -35,11 +35,19 @@ def check(root: Path) -> int:
     if not runs:
         print(f"error: no offline wandb runs under {root}/runs or {root}/results", file=sys.stderr)
         return 1
-    dims, dists = w.geometry_grid(root)
-    spec = w.report_spec(geometry_dims=dims, geometry_distributions=dists)
+    try:
+        spec = w.study_spec(root, runs)
+    except ValueError as err:  # a train run's log is unreadable
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     bad = 0
     for kind, folder in runs:
-        missing = w.missing_keys(spec, w.read_offline_run(folder))
+        try:
+            missing = w.missing_keys(spec, w.read_offline_run(folder))
+        except ValueError as err:  # a corrupt .wandb log: that run is bad, the others are still checked
+            print(f"{kind:9s} {folder}: unreadable ({err})")
+            bad += 1
+            continue
         print(f"{kind:9s} {folder}: " + ("ok" if not missing else f"{len(missing)} keys missing"))
         for key, why in missing.items():
             print(f"    {key}: {why}")
@@ -53,17 +61,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.check:
         return check(args.root)
+    runs = w.find_offline_runs(args.root)  # local and read-only: a wrong --root is named before the network
+    if not runs:
+        print(f"error: no offline wandb runs under {args.root}/runs or {args.root}/results: run the study first "
+              f"(make repro)", file=sys.stderr)
+        return 1
     action = "sync" if args.sync_only else "wandb-report"
     status = w.online_status()
     if not status.online:
         print(w.offline_message(status, action), file=sys.stderr)
         return EXIT_OFFLINE
-
-    runs = w.find_offline_runs(args.root)
-    if not runs:
-        print(f"error: no offline wandb runs under {args.root}/runs or {args.root}/results: run the study first "
-              f"(make repro)", file=sys.stderr)
-        return 1
     kinds = sorted({kind for kind, _ in runs}, key=w.RUN_KINDS.index)
     where = f"{args.entity}/{args.project}" if args.entity else args.project
     print(f"syncing {len(runs)} offline runs ({', '.join(kinds)}) to {status.base_url}, project {where}", flush=True)
@@ -71,17 +78,19 @@ def main(argv: list[str] | None = None) -> int:
     if rc != 0:
         print(f"error: wandb sync exited with status {rc}; nothing else was done", file=sys.stderr)
         return rc
+    left = w.unsynced(folder for _, folder in runs)
+    if left:
+        print(f"error: wandb sync did not upload {len(left)} of {len(runs)} runs to {where} on {status.base_url} "
+              f"(its messages above say why: an unknown --entity or --project, a key without access, ...); "
+              f"first: {left[0]}", file=sys.stderr)
+        return 1
     if args.sync_only:
         print(f"synced: {len(runs)} runs in project {where} (already synced ones are skipped)")
         return 0
 
     try:
         entity = args.entity or w.default_entity()
-        train_configs = [w.read_offline_run(f).config for kind, f in runs if kind == "train"]
-        n_layers = max((int(w._config_get(c, "model.num_layers") or 1) for c in train_configs), default=1)
-        dims, dists = w.geometry_grid(args.root)
-        spec = w.report_spec(layers=range(n_layers), geometry_dims=dims, geometry_distributions=dists)
-        report = w.build_report(spec, args.project, entity, sources=kinds)
+        report = w.build_report(w.study_spec(args.root, runs), args.project, entity, sources=kinds)
         url = w.save_report(report)
     except Exception as err:  # network, permissions, an API change: say so in one line
         print(f"error: the runs are synced, but the report could not be saved ({type(err).__name__}: {err})",

@@ -89,11 +89,14 @@ def test_every_panel_key_is_logged_by_the_run_kind_it_reads(study):
         checked.setdefault(kind, set()).update(w.spec_keys(spec, kind, run.config))
     for kind in ("train", "analysis", "geometry"):  # every conditional panel met a run it applies to
         assert checked[kind] == set(w.spec_keys(spec, kind)), kind
-    # the summary stage's run (study-summary) is not made here: its panels are marked optional
-    summary = [p for s in spec for p in s.panels if p.source == "summary"]
-    assert summary and all(p.optional for p in summary)
-    assert not any(p.optional for s in spec for p in s.panels if p.source != "summary")
+    # the summary stage's run is made by the smoke study (test_study.py checks its keys); here: what it must log
     assert w.spec_keys(spec, "summary") == {"summary/table": "table-file"}
+    # a second layer's panels are asked only of runs with two or more layers
+    deep = w.report_spec(layers=(0, 1), geometry_dims=DIMS, geometry_distributions=DISTRIBUTIONS)
+    config = w.read_offline_run(next(f for kind, f in runs if kind == "train")).config
+    assert not any(k.endswith("_l1") for k in w.spec_keys(deep, "train", config))
+    config["model"]["num_layers"] = 2
+    assert "bptt/bptt_dL_dh_norm_l1" in w.spec_keys(deep, "train", config)
 
 
 def test_the_key_check_sees_what_is_missing(study):
@@ -180,39 +183,98 @@ def test_api_key_in_netrc_counts_but_the_server_must_answer(no_login):
     assert "API key: found" in message and "get online" in message and "wandb login" not in message
 
 
-def test_reachability_check_is_that_of_tracking(monkeypatch):
-    from gradlab.tracking import wandb_reachable
+@pytest.fixture
+def refusing_server():
+    """A local HTTP server that answers every W&B API call with 404 "entity not found" (as W&B does for an
+    unknown entity); yields (url, the request bodies it got)."""
+    import http.server
+    import threading
 
-    monkeypatch.setenv("WANDB_BASE_URL", CLOSED)
-    assert w.server_reachable(CLOSED, timeout=2.0) == wandb_reachable(timeout=2.0) is not None
+    bodies: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            bodies.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode(errors="replace"))
+            body = b'{"data": null, "errors": [{"message": "entity not found"}]}'
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", bodies
+    server.shutdown()
 
 
-def test_online_path_syncs_every_run_then_stops_for_sync_only(study, monkeypatch, capsys):
-    """With the online check passing (faked), --sync-only runs `wandb sync` once over all the study's runs."""
+def test_a_sync_the_server_refuses_is_an_error(study, tmp_path, refusing_server):
+    """The real `wandb sync` over every run of the study, against a server that refuses them: wandb exits 0, the
+    runs get no `.wandb.synced` marker, and make sync must say so and exit 1 (not report success)."""
+    url, bodies = refusing_server
+    work = tmp_path / "study"
+    shutil.copytree(study / "runs", work / "runs", symlinks=True)
+    shutil.copytree(study / "results", work / "results", symlinks=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_SERVICE", "NETRC", "WANDB_CONFIG_DIR")}
+    env.update(HOME=str(home), WANDB_BASE_URL=url, WANDB_API_KEY="a" * 40, WANDB_MODE="offline")
+    done = subprocess.run([sys.executable, str(ROOT / "pipelines" / "wandb_report.py"), "--sync-only",
+                           "--entity", "nobody-here"], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "syncing 5 offline runs (train, analysis, geometry)" in done.stdout
+    assert "error: wandb sync did not upload 5 of 5 runs to nobody-here/gradlab" in done.stderr
+    assert "synced:" not in done.stdout
+    # the upload was tried (an offline WANDB_MODE did not turn it into a no-op), as the entity it was given
+    assert any("nobody-here" in b for b in bodies), bodies[:3]
+    assert w.unsynced(f for _, f in w.find_offline_runs(work)) == [f for _, f in w.find_offline_runs(work)]
+
+
+def test_check_names_an_unreadable_log_and_checks_the_rest(study, tmp_path, capsys):
+    work = tmp_path / "study"
+    shutil.copytree(study / "runs", work / "runs", symlinks=True)
+    shutil.copytree(study / "results", work / "results", symlinks=True)
+    (geometry,) = [f for kind, f in w.find_offline_runs(work) if kind == "geometry"]
+    (log,) = geometry.glob("run-*.wandb")
+    data = log.read_bytes()
+    log.write_bytes(data[:200] + bytes([data[200] ^ 0xFF]) + data[201:])
     cli = load_cli()
-    monkeypatch.setattr(w, "online_status", lambda: w.OnlineStatus(CLOSED, "WANDB_API_KEY", None, None))
-    calls = []
+    assert cli.check(work) == 1
+    out = capsys.readouterr().out
+    assert f"geometry  {geometry}: unreadable (" in out and "bad checksum" in out
+    assert out.count(": ok") == 4  # the train and analysis runs are still checked
 
-    def fake_run(cmd, **kwargs):
-        calls.append((cmd, kwargs.get("env", {})))
-        return subprocess.CompletedProcess(cmd, 0)
 
-    monkeypatch.setattr(subprocess, "run", fake_run)
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    assert cli.main(["--sync-only", "--root", str(study), "--entity", "me"]) == 0
-    ((cmd, env),) = calls
-    assert cmd[:4] == [sys.executable, "-m", "wandb", "sync"]
-    assert cmd[4:8] == ["--project", "gradlab", "--entity", "me"]
-    assert sorted(cmd[8:]) == sorted(str(f) for _, f in w.find_offline_runs(study))
-    assert "WANDB_MODE" not in env  # an offline WANDB_MODE must not turn the upload into a no-op
-    assert "synced: 5 runs" in capsys.readouterr().out
+def test_reader_reassembles_records_split_across_blocks(tmp_path):
+    """A log of more than one 32 KiB block, with a record larger than a block (first/middle/last pieces)."""
+    script = "\n".join(["import sys, wandb",
+                          "run = wandb.init(mode='offline', dir=sys.argv[1], project='gradlab')",
+                          "for i in range(3000):",
+                          "    run.log({'x': i, 'y': i / 3})",
+                          "run.summary['big'] = 'z' * 100000",
+                          "run.finish()"])
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, check=True, capture_output=True, timeout=300)
+    (folder,) = (tmp_path / "wandb").glob("offline-run-*")
+    (log,) = folder.glob("run-*.wandb")
+    assert log.stat().st_size > 4 * 32768
+    records = list(w.read_records(log))
+    assert sum(r.WhichOneof("record_type") == "history" for r in records) == 3000
+    run = w.read_offline_run(folder)
+    assert run.project == "gradlab" and run.keys == {"x": "number", "y": "number", "big": "string"}
 
 
 # ------------------------------------------------------------------------------ the wandb_workspaces objects
 
 
 def test_builder_makes_the_report_objects_offline(no_login):
-    wr = pytest.importorskip("wandb_workspaces.reports.v2")
+    import wandb_workspaces.reports.v2 as wr
     spec = w.report_spec(layers=(0, 1), geometry_dims=DIMS, geometry_distributions=DISTRIBUTIONS)
     report = w.build_report(spec, "gradlab", "an-entity")  # an explicit entity: no API call
     assert isinstance(report, wr.Report) and report.project == "gradlab" and report.entity == "an-entity"

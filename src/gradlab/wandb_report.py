@@ -218,6 +218,12 @@ def sync_runs(folders: list[Path], project: str | None = None, entity: str | Non
     return subprocess.run(sync_command(folders, project, entity), env=env).returncode
 
 
+def unsynced(folders: Iterable[Path]) -> list[Path]:
+    """The offline-run folders wandb has not marked as uploaded (`run-*.wandb.synced`). `wandb sync` exits 0 even
+    when the server refuses a run (an unknown entity, a bad key), so its exit status alone proves nothing."""
+    return [Path(f) for f in folders if not any(Path(f).glob("run-*.wandb.synced"))]
+
+
 # ------------------------------------------------------------------------------------------- the report, as data
 
 STEP = "trainer/global_step"  # the x axis of every history plot (Lightning's WandbLogger defines it as step metric)
@@ -240,7 +246,6 @@ VALUE_TYPES = {"line": "number", "bar": "number", "media": "image-file", "line_s
                "table": "table-file", "histogram": "histogram"}
 
 Condition = tuple[tuple[str, tuple[Any, ...]], ...]  # (config path, allowed values), all must hold
-OPTIONAL_SOURCES = frozenset({"summary"})  # kinds of run a study may not have yet
 
 
 @dataclass(frozen=True)
@@ -260,18 +265,9 @@ class PanelSpec:
     log_y: bool = False
     when: Condition = ()
 
-    @property
-    def optional(self) -> bool:
-        """Whether its kind of run may not exist yet (the summary stage's run)."""
-        return self.source in OPTIONAL_SOURCES
-
     def applies_to(self, config: Mapping[str, Any]) -> bool:
         """Whether a run with this (nested) config logs the panel's keys."""
         return all(_config_get(config, path) in allowed for path, allowed in self.when)
-
-    def logged_keys(self) -> set[str]:
-        """The keys a run must have logged for the panel to show (a line_series also logs `<key>_table`)."""
-        return set(self.logged_types())
 
     def logged_types(self) -> dict[str, str]:
         """key -> the value type the run must have logged under it (as `read_offline_run` names types)."""
@@ -321,15 +317,17 @@ def _probe_panels(prefix: str, source: str, layers: Iterable[int], scalar_kind: 
     rnn, gated = base + RNN, base + GATED
     panels = []
     for layer in layers:
+        deep = (("model.num_layers", tuple(range(layer + 1, 65))),) if layer else ()  # runs with that many layers
+        base_l, gated_l = base + deep, gated + deep
         panels += [
             PanelSpec("media", f"‖∂ℓ/∂h_t‖ vs t and over training, layer {layer}",
                       (f"{prefix}/bptt_dL_dh_norm_l{layer}", f"{prefix}/bptt_heatmap_dL_dh_norm_l{layer}"), source,
-                      when=base),
+                      when=base_l),
             PanelSpec("media", f"‖∂ℓ/∂c_t‖ vs t and over training, layer {layer}",
                       (f"{prefix}/bptt_dL_dc_norm_l{layer}", f"{prefix}/bptt_heatmap_dL_dc_norm_l{layer}"), source,
-                      when=gated),
+                      when=gated_l),
             PanelSpec("line_series", f"per-step gradient norms of the last probe, layer {layer}",
-                      (f"{prefix}/latest_l{layer}",), source, x="t", when=base),
+                      (f"{prefix}/latest_l{layer}",), source, x="t", when=base_l),
         ]
     panels += [
         PanelSpec(scalar_kind, "decay rate of ‖∂ℓ/∂h_t‖ (ln per step): measured and predicted",
@@ -408,6 +406,15 @@ def report_spec(layers: Iterable[int] = (0,), geometry_dims: Iterable[int] = DEF
             PanelSpec("table", "reference.csv", ("geometry/reference",), "geometry"),
         )),
     )
+
+
+def study_spec(root: str | Path, runs: Iterable[tuple[str, Path]]) -> tuple[SectionSpec, ...]:
+    """The report spec of this study: per-layer panels up to the deepest training run's layers, the geometry
+    stage's dims and distributions (both read from the runs' configs). `--check` and the upload use the same."""
+    configs = [read_offline_run(folder).config for kind, folder in runs if kind == "train"]
+    n_layers = max((int(_config_get(c, "model.num_layers") or 1) for c in configs), default=1)
+    dims, dists = geometry_grid(root)
+    return report_spec(layers=range(n_layers), geometry_dims=dims, geometry_distributions=dists)
 
 
 def spec_keys(spec: Iterable[SectionSpec], source: str, config: Mapping[str, Any] | None = None) -> dict[str, str]:
