@@ -65,6 +65,7 @@ def test_ddp_on_two_cpu_processes_logs_once_and_matches_one_process(tmp_path):
     assert (run_dir / "model.ckpt").is_file() and not (run_dir / "last.ckpt").exists()
     probes = pd.read_csv(run_dir / "bptt.csv")
     assert sorted(probes.step.unique()) == [0, 10]  # probed on rank 0 only: at the start and at the end, once each
+    assert not probes.duplicated(["step", "layer", "t", "quantity"]).any()  # (a second writer would repeat rows)
 
     # Each rank takes half of every (seed, step) batch and DDP averages the gradients: the same training as one
     # process with the whole batch (up to float summation order). train/loss is rank 0's half-batch loss.
@@ -161,14 +162,18 @@ def test_ddp_run_stopped_by_sigterm_to_rank_zero_resumes(tmp_path):
             *where(tmp_path)]
     env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "pipelines" / "train.py"), *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     run_dir = tmp_path / "runs" / "adding-T10-lstm-none-s0"
     deadline = time.monotonic() + 180
     while not (run_dir / "last.ckpt").exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)  # rank 0 only: the stop reaches rank 1 through the per-step all-reduce
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # the ranks wait on each other: end both, and fail
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError(f"no exit 60 s after SIGTERM (a deadlock between ranks): {proc.communicate()}") from None
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert out.count("interrupted at step") == 1
     stopped = int(out.split("interrupted at step ")[1].split(";")[0])
@@ -181,3 +186,42 @@ def test_ddp_run_stopped_by_sigterm_to_rank_zero_resumes(tmp_path):
     assert m["steps"] == stopped + 5 and json.loads((run_dir / "run_info.json").read_text())["resumed_from_step"]
     steps = list(train_rows(run_dir).step)
     assert steps == sorted(set(steps))  # no step twice
+
+
+@pytest.mark.slow
+def test_sigterm_during_validation_on_rank_zero_does_not_deadlock(tmp_path):
+    """The signal lands on rank 0 inside validation (forced: a wrapper sends it from there at step 20): the ranks
+    must agree whether to write the validation checkpoint (a collective), then stop together with exit 143."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = tmp_path / "race.py"
+    script.write_text("\n".join([
+        "import os, runpy, signal, sys",
+        "from gradlab import resume",
+        "original = resume.GracefulStop.on_validation_end",
+        "def on_validation_end(self, trainer, pl_module):",
+        "    if trainer.is_global_zero and trainer.global_step == 20 and not trainer.sanity_checking:",
+        "        os.kill(os.getpid(), signal.SIGTERM)",
+        "    return original(self, trainer, pl_module)",
+        "resume.GracefulStop.on_validation_end = on_validation_end",
+        f"sys.argv[0] = {str(ROOT / 'pipelines' / 'train.py')!r}",
+        "runpy.run_path(sys.argv[0], run_name='__main__')",
+    ]))
+    args = ["profile=smoke", "task.seq_len=10", "model=lstm", *DDP, "trainer.max_steps=100000",
+            "trainer.val_every_n_steps=10", "logger.mode=disabled", *where(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    proc = subprocess.Popen([sys.executable, str(script), *args], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError("the ranks deadlocked after a SIGTERM during validation") from None
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "interrupted at step 2" in out  # the step after validation at 20, on every rank together
+    assert (tmp_path / "runs" / "adding-T10-lstm-none-s0" / "last.ckpt").is_file()

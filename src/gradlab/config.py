@@ -423,9 +423,10 @@ def preflight_sweep(config_name: str, overrides: list[str], check: Callable[[Dic
 
 
 def entry(config_name: str, check: Callable[[DictConfig], None]) -> Callable:
-    """Decorator for pipelines/*.py: validate first (one-line error, exit 2, nothing written), then @hydra.main.
+    """Decorator for pipelines/*.py: validate first (one-line error, exit 1, nothing written), then @hydra.main.
 
-    Multirun (-m) jobs are validated one by one inside the job, since a sweep is not one config.
+    Multirun (-m): every job's config is validated before any job starts (preflight_sweep), and again inside each
+    job (where the launcher's own settings are known).
     """
 
     def deco(task_fn: Callable[[DictConfig], Any]) -> Callable[[], None]:

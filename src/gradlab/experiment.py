@@ -168,7 +168,7 @@ def _run_training(cfg: DictConfig) -> dict[str, Any]:
         callbacks.append(probe)
     trainer = build_trainer(cfg, run_dir, [], callbacks)  # its loggers come once the run folder is settled
     zero = trainer.is_global_zero  # under DDP only rank 0 writes files and logs; the others train and return
-    lock = hold_run_dir(run_dir) if zero else None  # noqa: F841 -- held until this process ends
+    lock = hold_run_dir(run_dir) if zero else None  # noqa: F841 -- held until this function returns (closed then)
     # (checkpoint, step, metrics.csv rows then) of this run's earlier, interrupted (or shorter) training. Every rank
     # reads the same folder: ranks > 0 start once rank 0 is in fit() and has settled it; SLURM/torchrun ranks
     # start together, and rank 0 only deletes a checkpoint that no rank would resume from.

@@ -199,7 +199,12 @@ class GracefulStop(pl.Callback):
             trainer.should_stop = True
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.state.fn == "fit" and not trainer.sanity_checking and self.signum is None:
+        if trainer.state.fn != "fit" or trainer.sanity_checking:
+            return
+        stopping = self.signum is not None  # then the stop's own checkpoint (next step end) is the one to keep
+        if trainer.world_size > 1:  # save_checkpoint is collective: all ranks decide together, or they deadlock
+            stopping = not trainer.strategy.reduce_boolean_decision(not stopping, all=True)
+        if not stopping:
             trainer.save_checkpoint(self.path)
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
