@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PROFILE ?=
 
-.PHONY: venv test test-slow experiment analyze generate geometry repro summary report browser screenshot sync wandb-report sweep bench lint clean
+.PHONY: venv test test-numerics test-slow experiment analyze generate geometry repro summary report browser screenshot sync wandb-report sweep bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,17 @@ venv: $(STAMP)
 
 test: $(STAMP) browser  ## the default suite (fast; `slow` end-to-end tests excluded)
 	$(BIN)/python -m pytest
+
+# The numeric tests (pytest -m numerics) once per CPU code path: torch's own kernels, MKL's and oneDNN's, each forced
+# to another instruction set or to MKL's reproducible mode. A test that passes on one path only fails everywhere.
+NUMERICS_PATHS := native MKL_ENABLE_INSTRUCTIONS=AVX2 MKL_ENABLE_INSTRUCTIONS=SSE4_2 MKL_CBWR=COMPATIBLE \
+	ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default
+test-numerics: $(STAMP)  ## the numeric tests under every CPU code path above (CI runs it after make test)
+	@for path in $(NUMERICS_PATHS); do \
+	  printf '%-32s ' "$$path"; \
+	  env $$( [ "$$path" = native ] || echo "$$path" ) $(BIN)/python -m pytest -q -m numerics -p no:cacheprovider \
+	    > .numerics.log 2>&1 && tail -n 1 .numerics.log || { echo FAILED; cat .numerics.log; rm -f .numerics.log; exit 1; }; \
+	done; rm -f .numerics.log
 
 test-slow: $(STAMP)  ## the slow end-to-end tests (science sanity runs)
 	$(BIN)/python -m pytest -m slow

@@ -44,9 +44,8 @@ def test_submitit_local_sweep_writes_one_complete_run_folder_per_job(tmp_path):
 
 
 @pytest.mark.slow  # ~35 s on 2 CPU cores
-def test_ddp_on_two_cpu_processes_logs_once_and_matches_one_process(tmp_path):
-    ddp, single = tmp_path / "ddp", tmp_path / "single"
-    ddp.mkdir(), single.mkdir()
+def test_ddp_on_two_cpu_processes_logs_once(tmp_path):
+    ddp = tmp_path
     result = run_cli("train.py", *TINY, *DDP, *where(ddp), cwd=ddp)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     # rank 0 prints, rank 1 (Lightning re-runs the command with LOCAL_RANK=1) trains silently
@@ -67,16 +66,28 @@ def test_ddp_on_two_cpu_processes_logs_once_and_matches_one_process(tmp_path):
     assert sorted(probes.step.unique()) == [0, 10]  # probed on rank 0 only: at the start and at the end, once each
     assert not probes.duplicated(["step", "layer", "t", "quantity"]).any()  # (a second writer would repeat rows)
 
-    # Each rank takes half of every (seed, step) batch and DDP averages the gradients: the same training as one
-    # process with the whole batch (up to float summation order). train/loss is rank 0's half-batch loss.
-    one = run_cli("train.py", *TINY, "logger.mode=disabled", *where(single), cwd=single)
-    assert one.returncode == 0, one.stderr[-2000:]
-    ref_dir = single / "runs" / "adding-T10-lstm-none-s0"
-    ref = read_json(ref_dir / "metrics.json")
-    assert m["test_loss"] == pytest.approx(ref["test_loss"], rel=1e-5)
-    assert m["bptt_decay_rate"] == pytest.approx(ref["bptt_decay_rate"], rel=1e-4)
+
+@pytest.mark.slow  # two runs, one of them 2 processes
+def test_ddp_training_is_that_of_one_process(tmp_path):
+    """Each rank takes half of every (seed, step) batch and DDP averages the gradients: the same training as one
+    process with the whole batch, up to the order of float summation. In float64 that order changes each gradient
+    by at most γ_B ≈ 4e-15 relative (B = 32 terms), and 10 Adam steps keep it far below 1e-9 (measured: equal to
+    all 16 digits). In float32 a gradient entry near 0 can change sign with the order, and Adam's step with it, so
+    the float32 DDP run above is checked for what it writes, not for its numbers. train/loss is rank 0's half-batch
+    loss: not compared."""
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    ddp.mkdir(), single.mkdir()
+    f64 = ("trainer.precision=64-true", "logger.mode=disabled")
+    for folder, extra in ((ddp, DDP), (single, ())):
+        done = run_cli("train.py", *TINY, *f64, *extra, *where(folder), cwd=folder)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    run_dir, ref_dir = (d / "runs" / "adding-T10-lstm-none-s0" for d in (ddp, single))
+    m, ref = read_json(run_dir / "metrics.json"), read_json(ref_dir / "metrics.json")
+    assert read_json(run_dir / "run_info.json")["processes"] == 2
+    assert m["test_loss"] == pytest.approx(ref["test_loss"], rel=1e-9)
+    assert m["bptt_decay_rate"] == pytest.approx(ref["bptt_decay_rate"], rel=1e-9)
     a, b = train_rows(run_dir)["grad/norm_preclip"].to_numpy(), train_rows(ref_dir)["grad/norm_preclip"].to_numpy()
-    assert a == pytest.approx(b, rel=1e-5)
+    assert a == pytest.approx(b, rel=1e-9)
 
 
 def test_step_batches_split_each_global_batch_across_ranks():
