@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PROFILE ?=
 
-.PHONY: venv test test-numerics test-slow experiment analyze generate geometry repro summary report browser screenshot sync wandb-report sweep bench lint clean
+.PHONY: venv test test-numerics test-slow documented-run readme experiment analyze generate geometry repro summary report browser screenshot sync wandb-report sweep bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -74,6 +74,12 @@ sweep: $(STAMP)  ## Hydra multirun: make sweep ARGS="-m model=rnn,lstm,nfg_lstm 
 
 screenshot: $(STAMP) browser  ## a screenshot of reports/index.html in headless Chromium -> docs/report.png
 	$(BIN)/python tests/browser.py reports/index.html docs/report.png
+
+documented-run: $(STAMP)  ## README's documented run (adding T=100, 3 models, ~5 min) -> docs/results/, README block
+	$(BIN)/python pipelines/documented_run.py
+
+readme: $(STAMP)  ## rewrite README.md's result blocks from docs/results/*.json (a test checks they agree)
+	$(BIN)/python pipelines/readme_results.py
 
 bench: $(STAMP)  ## speed benchmarks -> benchmarks/results.md and results.json
 	$(BIN)/python benchmarks/run.py

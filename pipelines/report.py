@@ -22,14 +22,15 @@ def main(argv: list[str] | None = None) -> None:
 
     from gradlab.config import ConfigError
     from gradlab.study import read_summary
+    from gradlab.tasks import DataError
 
     try:
         df = read_summary(args.summary)
-    except ConfigError as err:
-        sys.exit(f"error: {err}")
-    from gradlab.report import build
+        from gradlab.report import build
 
-    path = build(df, args.runs_dir, args.geometry_dir, args.out)
+        path = build(df, args.runs_dir, args.geometry_dir, args.out)
+    except (ConfigError, DataError) as err:
+        sys.exit(f"error: {err}")
     print(f"report:      {path.resolve()}  ({path.stat().st_size / 1e6:.1f} MB, self-contained)")
 
 

@@ -21,16 +21,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from gradlab.config import ConfigError
+    from gradlab.tasks import DataError
 
     try:
         from gradlab.study import read_params, study_runs
 
         runs = study_runs(read_params(args.params))
-    except ConfigError as err:
-        sys.exit(f"error: {err}")
-    from gradlab.summary_stage import run_summary
+        from gradlab.summary_stage import run_summary
 
-    run_summary(runs, args.runs_dir, args.out, args.logger_mode or "offline")
+        run_summary(runs, args.runs_dir, args.out, args.logger_mode or "offline")
+    except (ConfigError, DataError) as err:  # nothing is written before every run's records have been read
+        sys.exit(f"error: {err}")
 
 
 if __name__ == "__main__":

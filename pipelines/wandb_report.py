@@ -36,7 +36,11 @@ def check(root: Path) -> int:
         print(f"error: no offline wandb runs under {root}/runs or {root}/results", file=sys.stderr)
         return 1
     try:
-        spec = w.study_spec(root, runs)
+        grid = w.geometry_grid(root)
+    except ValueError:  # the geometry run's own log is unreadable: the loop below names it, and checks the rest
+        grid = (w.DEFAULT_DIMS, w.DEFAULT_DISTRIBUTIONS)
+    try:
+        spec = w.study_spec(root, runs, grid)
     except ValueError as err:  # a train run's log is unreadable
         print(f"error: {err}", file=sys.stderr)
         return 1

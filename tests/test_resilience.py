@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-import pandas as pd
+import pytest
 from conftest import ROOT, read_json, run_cli
 
 RUN = ("profile=smoke", "task.seq_len=20", "trainer.max_steps=400", "trainer.val_every_n_steps=50",
@@ -29,33 +29,57 @@ def wait_for(path, proc, timeout=120):
         time.sleep(0.05)
 
 
-def test_killed_run_resumes_from_its_checkpoint_and_ends_as_if_never_killed(tmp_path):
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    whole.mkdir(), killed.mkdir()
-    assert run_cli("train.py", *RUN, cwd=whole).returncode == 0
+EQUAL_FILES = ("metrics.json", "bptt.csv", "metrics.csv")  # what README says a resumed run ends with, byte for byte
 
-    proc = start(killed, *RUN)
-    run_dir = killed / "runs" / NAME
-    wait_for(run_dir / "last.ckpt", proc)
-    time.sleep(random.uniform(0.0, 1.0))
-    proc.kill()  # SIGKILL: no handler runs
-    proc.wait()
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference: RUN trained from start to end without a stop."""
+    cwd = tmp_path_factory.mktemp("whole")
+    done = run_cli("train.py", *RUN, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return cwd / "runs" / NAME
+
+
+def resume_and_compare(cwd, reference):
+    """Rerun the stopped run to its end; every file of EQUAL_FILES equals the uninterrupted run's, byte for byte."""
+    run_dir = cwd / "runs" / NAME
     assert not (run_dir / "metrics.json").exists()
-
-    again = run_cli("train.py", *RUN, cwd=killed)
+    again = run_cli("train.py", *RUN, cwd=cwd)
     assert again.returncode == 0, again.stderr
     step = int(again.stdout.split(" at step ")[1].split()[0])
-    assert f"resuming {NAME} from runs/{NAME}/last.ckpt at step {step}" in again.stdout and step % 50 == 0
+    assert f"resuming {NAME} from runs/{NAME}/last.ckpt at step {step}" in again.stdout
     assert not (run_dir / "last.ckpt").exists() and (run_dir / "model.ckpt").exists()
-    # bitwise: the batches are a function of (seed, step), and the checkpoint holds model, optimizer, loops,
-    # the module's counters and the probe's history
-    assert read_json(run_dir / "metrics.json") == read_json(whole / "runs" / NAME / "metrics.json")
-    a, b = (pd.read_csv(d / "runs" / NAME / "bptt.csv") for d in (whole, killed))
-    pd.testing.assert_frame_equal(a, b)
-    a, b = (pd.read_csv(d / "runs" / NAME / "metrics.csv") for d in (whole, killed))
-    assert list(a.step) == list(b.step)  # the steps logged after the checkpoint were dropped, then relogged
-    pd.testing.assert_series_equal(a["train/loss"], b["train/loss"])
+    for name in EQUAL_FILES:
+        assert (run_dir / name).read_bytes() == (reference / name).read_bytes(), name
     assert read_json(run_dir / "run_info.json")["resumed_from_step"] == step
+    return step
+
+
+def test_killed_run_resumes_from_its_checkpoint_and_ends_as_if_never_killed(tmp_path, uninterrupted):
+    """SIGKILL (no handler runs) at a random moment after the first checkpoint: the rerun resumes from the last
+    validation's checkpoint and ends bitwise equal (batches are a function of (seed, step); the checkpoint holds
+    model, optimizer, loops, the module's counters and the probe's history; the CSV keeps the rows it had then)."""
+    proc = start(tmp_path, *RUN)
+    wait_for(tmp_path / "runs" / NAME / "last.ckpt", proc)
+    time.sleep(random.uniform(0.0, 1.0))
+    proc.kill()
+    proc.wait()
+    assert resume_and_compare(tmp_path, uninterrupted) % 50 == 0  # a validation's checkpoint
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signalled_run_resumes_at_the_step_it_stopped_and_ends_as_if_never_stopped(tmp_path, uninterrupted, sig):
+    """SIGTERM (scancel, preemption) or Ctrl-C at a random moment: the run finishes its step, checkpoints there
+    (not at the last validation) and exits 128 + signal; the rerun continues from that step and ends bitwise equal."""
+    proc = start(tmp_path, *RUN)
+    wait_for(tmp_path / "runs" / NAME / "last.ckpt", proc)
+    time.sleep(random.uniform(0.0, 1.0))
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    stopped = int(out.split("interrupted at step ")[1].split(";")[0])
+    assert resume_and_compare(tmp_path, uninterrupted) == stopped
 
 
 def test_sigterm_writes_a_checkpoint_and_exits_quickly(tmp_path):

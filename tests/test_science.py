@@ -17,33 +17,37 @@ def test_lstm_learns_adding_T50_while_tanh_rnn_does_not(train):
     assert rnn["test_loss_rel_baseline"] > 0.90, rnn
 
 
-def test_bptt_after_training_on_adding_T100(train, tmp_path):
-    """issue #3, the documented run (README figure): after 2000 steps on adding T=100 the rnn's ‖∂L/∂h_0‖ is at
-    least 1e3 x smaller than ‖∂L/∂h_{T-1}‖, the lstm's decays less, and the nfg's ‖∂L/∂c_t‖ does not vanish: nowhere
-    below a tenth of its value at T-1, and within x100 over t (seeds 0-2 measured x12, x19, x2.8: the direct cell
-    path is the identity, the paths through h and the gates make it grow towards t=0)."""
-    import subprocess
-    import sys
+# How far the documented run's figures may move on another machine or software (on the same one they are bitwise
+# equal): float rounding differences grow over 2000 training steps like a change of seed. The spreads below are
+# those of seeds 0-2 measured on one machine, with room: ratios of gradient norms (log10) within 1.5 decades, rates
+# within 0.1/step, test losses within 20%.
+LOG10_RATIO_TOL, RATE_TOL, LOSS_RTOL = 1.5, 0.1, 0.2
 
-    import pandas as pd
-    from conftest import ROOT
 
-    common = ("task=adding", "task.seq_len=100", "model.hidden_size=64", "trainer.max_steps=2000",
-              "probe.every_n_steps=250", "logger.mode=disabled")
-    last = {}
-    for model in ("rnn", "lstm", "nfg_lstm"):
-        _, run_dir = train(*common, f"model={model}")
-        df = pd.read_csv(run_dir / "bptt.csv")
-        last[model] = df[(df.step == 2000) & (df.layer == 0)]
+def test_the_documented_run_reproduces_readme_figures(tmp_path):
+    """README's documented run, repeated as README describes it (train, then analyze.py on test data): its figures
+    match docs/results/documented_run.json, which README's block is rendered from; and the science holds: the rnn's
+    gradient vanishes at least 1e3-fold over T=100, the lstm's less, the nfg's cell gradient does not vanish."""
+    import math
 
-    def curve(model, quantity):
-        return last[model][last[model].quantity == quantity].sort_values("t").value.to_numpy()
+    from gradlab import documented_run
+    from gradlab.readme_results import machine, read_result
 
-    rnn, lstm, nfg_c = curve("rnn", "dL_dh_norm"), curve("lstm", "dL_dh_norm"), curve("nfg_lstm", "dL_dc_norm")
-    assert rnn[0] <= 1e-3 * rnn[-1], rnn[0] / rnn[-1]
-    assert lstm[0] / lstm[-1] > rnn[0] / rnn[-1]
-    assert nfg_c.min() >= 0.1 * nfg_c[-1], nfg_c.min() / nfg_c[-1]
-    assert nfg_c.max() <= 100 * nfg_c.min(), nfg_c.max() / nfg_c.min()
-    runs = [str(tmp_path / "runs" / f"adding-T100-{m}-none-s0") for m in ("rnn", "lstm", "nfg_lstm")]
-    subprocess.run([sys.executable, str(ROOT / "pipelines" / "compare.py"), *runs, "--out",
-                    str(tmp_path / "cmp.png")], check=True)
+    new = documented_run.run(tmp_path / "work", tmp_path / "results", tmp_path)
+    old = read_result("documented_run")
+    assert new["setup"] == old["setup"]
+    same_machine = old["machine"] == machine()
+    for model, figures in new["models"].items():
+        for key, value in figures.items():
+            ref = old["models"][model][key]
+            if same_machine or isinstance(value, bool | int):
+                assert value == ref, (model, key, value, ref)
+            elif "ratio" in key or "over_min" in key:
+                assert abs(math.log10(value / ref)) <= LOG10_RATIO_TOL, (model, key, value, ref)
+            elif "rate" in key:
+                assert abs(value - ref) <= RATE_TOL, (model, key, value, ref)
+            elif key == "test_loss":
+                assert value == pytest.approx(ref, rel=LOSS_RTOL), (model, key)
+    rnn, lstm, nfg = (new["models"][m] for m in ("rnn", "lstm", "nfg_lstm"))
+    assert rnn["h_ratio"] <= 1e-3 and lstm["h_ratio"] > rnn["h_ratio"]
+    assert nfg["c_max_over_min"] <= 100 and nfg["c_ratio"] >= 0.1

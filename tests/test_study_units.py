@@ -1,5 +1,7 @@
 """The study's grid, profiles, published-results lookup, headline and metrics, without running anything."""
 
+import shutil
+
 import pandas as pd
 import pytest
 import yaml
@@ -7,7 +9,8 @@ from conftest import ROOT
 
 from gradlab import study
 from gradlab.config import ConfigError
-from gradlab.study import PROFILES, published_for, read_params, study_runs, switch_profile
+from gradlab.literature import PUBLISHED, published_for, published_table
+from gradlab.study import PROFILES, read_params, study_runs, switch_profile
 
 
 def test_shipped_params_are_the_cpu_profile():
@@ -47,11 +50,29 @@ def test_a_bad_grid_names_the_value(tmp_path):
         read_params(tmp_path / "p.yaml")
 
 
-def test_published_results_sit_beside_the_matching_cells():
-    assert "Hochreiter" in published_for("adding", "lstm", "none", 100)
-    assert "Pascanu" in published_for("adding", "rnn", "norm1.0", 150)
-    assert "Pascanu" not in published_for("adding", "rnn", "none", 150)
-    assert published_for("adding", "lstm", "none", 10) == ""
+def test_published_results_sit_beside_the_matching_cells_with_how_ours_differs():
+    ours = {"task": {"name": "adding"}, "model": {"name": "nfg_lstm", "hidden_size": 64}, "optim": {"name": "adam"},
+            "trainer": {"batch_size": 64}, "clip": {"mode": "none", "threshold": None}}
+    hs97 = published_for("adding", "nfg_lstm", 100, ours)
+    assert "Hochreiter & Schmidhuber 1997" in hs97  # the 1997 LSTM had no forget gate: beside nfg_lstm
+    assert "task.name 'adding' vs 'adding_hs97'" in hs97 and "model.name" not in hs97
+    assert "not in gradlab: their adding variant" in hs97
+    assert "Hochreiter" not in published_for("adding", "lstm", 100, {**ours, "model": {"name": "lstm"}})
+    rnn = {**ours, "model": {"name": "rnn", "hidden_size": 50}, "clip": {"mode": "norm", "threshold": 1.0}}
+    beside = published_for("adding", "rnn", 150, rnn).split(" | ")
+    assert [c.split("(")[1].split(" ")[0] for c in beside] == ["Pascanu,", "Arjovsky,"]  # each claim, its own row
+    pascanu = beside[0]
+    assert "Pascanu" in pascanu and "optim.name 'adam' vs 'sgd'" in pascanu and "clip.mode" not in pascanu
+    assert "regulariser" in pascanu  # part of their result, and not in gradlab
+    assert published_for("adding", "lstm", 10, ours) == ""
+    assert published_for("adding", "rnn", 150, None).endswith("ours differs: (run missing)")
+    le = next(p for p in PUBLISHED if p.source.startswith("Le") and p.models == ("lstm",))
+    assert le.differences({"task": {"name": "adding"}, "model": {"name": "lstm", "hidden_size": 100}}) == [
+        "not in gradlab: budgets and optimizer: the paper's figures"]
+    rows = published_table()
+    assert len(rows) == len(PUBLISHED) and all(r["their setup"] for r in rows)
+    assert {p.source.split(",")[0].split(" 19")[0].split(" 20")[0] for p in PUBLISHED} >= {
+        "Hochreiter & Schmidhuber", "Pascanu", "Le", "Arjovsky", "Gers", "Greff et al."}
 
 
 def _probe_csv(path, ratios_h, ratios_c=None):
@@ -112,7 +133,7 @@ def test_the_report_reads_the_summary_table_back_as_written(tmp_path):
     df = _summary([{"seq_len": 50, "model": "lstm", "clip": "none", "solved": True, "loss_rel_baseline": 0.0016,
                     "h_ratio_training": 0.29, "c_ratio_training": 1.7, "solved_at_step": 3700.0},
                    {"seq_len": 50, "model": "rnn", "clip": "none", "solved": False, "loss_rel_baseline": 0.93,
-                    "published": "BPTT: 0% success (Hochreiter & Schmidhuber 1997)"}])
+                    "published": "tanh RNN fails beyond T=150 (Le, Jaitly & Hinton 2015)"}])
     files = study.write_summary(df, tmp_path)
     back = study.read_summary(files["csv"])
     assert study.headline(back) == study.headline(df)
@@ -122,3 +143,20 @@ def test_the_report_reads_the_summary_table_back_as_written(tmp_path):
     (tmp_path / "old.csv").write_text("task,model\nadding,rnn\n")
     with pytest.raises(ConfigError, match="old.csv is not a summary of this version"):
         study.read_summary(tmp_path / "old.csv")
+
+
+@pytest.mark.parametrize("record", ["metrics.json", "analysis/metrics.json", "analysis/bptt.csv"])
+def test_a_corrupt_run_record_fails_the_summary_and_writes_nothing(tmp_path, record):
+    """A run whose record cannot be read is not 'missing': the summary names the file and publishes no table."""
+    from conftest import run_cli
+
+    shutil.copy(ROOT / "conf/study/smoke.yaml", tmp_path / "params.yaml")
+    path = tmp_path / "runs" / "adding-T10-lstm-none-s0" / record
+    path.parent.mkdir(parents=True)
+    (path.parent / "metrics.json").write_text('{"status": "completed"}')
+    path.write_bytes(b'{"status": "compl' if record.endswith(".json") else b'step,layer\n1,"0\n')
+    done = run_cli("summarize.py", "--logger-mode", "disabled", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith(f"error: runs/adding-T10-lstm-none-s0/{record} is corrupt (")
+    assert not (tmp_path / "results").exists()

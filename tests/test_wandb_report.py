@@ -304,3 +304,67 @@ def test_builder_makes_the_report_objects_offline(no_login):
     partial = w.build_report(spec, "gradlab", "an-entity", sources=["train", "analysis", "geometry"])
     assert not any(isinstance(p, wr.WeavePanelSummaryTable) and p.table_name == "summary/table"
                    for b in partial.blocks if isinstance(b, wr.PanelGrid) for p in b.panels)
+
+
+# ------------------------------------------------------------------ the reachability check: bounded, proxies honoured
+
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY",
+              "no_proxy")
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch):
+    for var in PROXY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def listening():
+    """A loopback port that accepts connections (and answers nothing): a stand-in for a proxy or a server."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+
+
+def test_the_check_goes_through_the_proxy_wandb_would_use(no_proxy_env, listening):
+    unresolvable = "https://wandb.invalid"  # never looked up: with a proxy set, only the proxy is contacted
+    no_proxy_env.setenv("HTTPS_PROXY", listening)
+    assert w.proxy_for(unresolvable) == listening
+    assert w.server_reachable(unresolvable, timeout=2) is None
+    no_proxy_env.setenv("HTTPS_PROXY", CLOSED)
+    why = w.server_reachable(unresolvable, timeout=2)
+    assert why == f"cannot reach http://127.0.0.1:9 (the proxy for {unresolvable}) (Connection refused)"
+    no_proxy_env.setenv("NO_PROXY", "127.0.0.1")  # a host NO_PROXY names is reached directly
+    assert w.proxy_for(listening) is None and w.server_reachable(listening, timeout=2) is None
+
+
+def test_the_check_is_bounded_even_when_name_lookup_hangs(no_proxy_env, monkeypatch):
+    """getaddrinfo takes no timeout (a resolver that does not answer blocks it for its own ~5 s x retries). A hung
+    lookup cannot be made with loopback alone, so here getaddrinfo itself is made to hang."""
+    import socket
+    import time
+
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(30))
+    started = time.monotonic()
+    why = w.server_reachable("https://api.wandb.ai", timeout=0.5)
+    assert time.monotonic() - started < 2
+    assert why == "cannot reach https://api.wandb.ai:443 (no answer within 0.5 s, name lookup included)"
+
+
+def test_an_unreadable_geometry_run_is_an_error_not_the_default_grid(study, tmp_path):
+    """The report's geometry panels follow the run's own dims; a log that does not say them is named, not replaced
+    by the defaults (whose panels would show keys the run never logged)."""
+    root = tmp_path / "copy"
+    src = next(f for kind, f in w.find_offline_runs(study) if kind == "geometry")
+    dst = root / src.relative_to(study)
+    shutil.copytree(src, dst)
+    log = next(dst.glob("run-*.wandb"))
+    log.write_bytes(log.read_bytes()[:7])  # the header alone: no config record
+    with pytest.raises(ValueError, match="cannot read the geometry run's dims and distributions from its log"):
+        w.geometry_grid(root)
+    assert w.geometry_grid(tmp_path / "empty") == (w.DEFAULT_DIMS, w.DEFAULT_DISTRIBUTIONS)  # no geometry run at all

@@ -30,7 +30,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 CLIP_MODES = ("none", "norm", "value")
 RECURRENT_INITS = ("default", "orthogonal")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed")
+PRECISIONS = ("32-true", "64-true", "bf16-mixed")
 LOGGER_MODES = ("offline", "online", "disabled")
 
 
@@ -260,6 +260,28 @@ def check_gpu_memory(cfg: DictConfig, total_bytes: int) -> None:
             f"{total_bytes / 2**30:.1f} GiB; lower one of them")
 
 
+def _cuda_will_be_used(accelerator: str) -> bool:
+    if accelerator in ("gpu", "cuda"):
+        return True
+    if accelerator != "auto" or not Path("/proc/driver/nvidia").exists():
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _check_cpu_bf16_lstm() -> None:
+    """oneDNN runs nn.LSTM in bfloat16 only on CPUs with bf16 instructions (AVX-512 BF16, AMX): try it on a tiny one."""
+    import torch
+
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.nn.LSTM(2, 4, batch_first=True)(torch.zeros(1, 2, 2))
+    except RuntimeError:
+        raise ConfigError("trainer.precision='bf16-mixed' with an LSTM on this CPU: its oneDNN has no bfloat16 LSTM "
+                          "kernel (that needs AVX-512 BF16 or AMX); use trainer.precision=32-true, or a GPU") from None
+
+
 def validate(cfg: DictConfig) -> None:
     """Check ranges, choices and cross-field rules of a composed training config; raise ConfigError."""
     validate_task(cfg.task)
@@ -322,7 +344,13 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"trainer.devices={t.devices} x trainer.num_nodes={t.num_nodes} under the submitit "
                               f"launcher needs one task per process: hydra.launcher.tasks_per_node={t.devices} "
                               f"hydra.launcher.nodes={t.num_nodes} (have {launcher.tasks_per_node} x {launcher.nodes})")
+    if t.precision == "16-mixed":
+        raise ConfigError("trainer.precision='16-mixed' is refused: float16 (6e-8 to 65504) flushes to zero the "
+                          "gradients this tool measures as they vanish, and its loss scaler skips the steps where "
+                          "they explode; use bf16-mixed (float32's range) or 32-true")
     _choice("trainer.precision", t.precision, PRECISIONS)
+    if t.precision == "bf16-mixed" and m.name != "rnn" and not _cuda_will_be_used(t.accelerator):
+        _check_cpu_bf16_lstm()
     if t.explode_threshold is not None:
         _range("trainer.explode_threshold", t.explode_threshold, t.explode_threshold > 0, "a number > 0 or null")
     p = cfg.probe

@@ -76,10 +76,10 @@ class RecurrentNet(nn.Module):
 
     @torch.no_grad()
     def freeze_forget_gate(self) -> None:
-        """NFG only: (re)set the forget rows so that f_t == 1 exactly; called after init and every optimizer step.
+        """NFG only: (re)set the forget rows so that f_t == 1 exactly; called after init and inside every optimizer
+        step (RecurrentModule registers it as the optimizer's step post-hook).
 
-        Their gradient is exactly zero, so only decoupled weight decay could move them; resetting keeps them out
-        of it.
+        Their gradient is exactly zero, so only weight decay can move them; resetting keeps them out of it.
         """
         if self.kind != "nfg_lstm":
             return

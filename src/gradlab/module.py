@@ -102,26 +102,36 @@ class RecurrentModule(pl.LightningModule):
                 p.grad = None
             self.diverge(f"gradient norm {post:.3g} > trainer.explode_threshold={limit:g}")
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.model.freeze_forget_gate()  # NFG: keep f == 1 exactly, also under weight decay
-
     def configure_optimizers(self) -> torch.optim.Optimizer:
         o = self.cfg.optim
         if o.name == "adam":
-            return torch.optim.Adam(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-        if o.name == "adamw":
-            return torch.optim.AdamW(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-        if o.name == "sgd":
-            return torch.optim.SGD(self.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-        raise ValueError(f"optim.name={o.name!r} is not one of adam, adamw, sgd")
+            optimizer = torch.optim.Adam(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        elif o.name == "adamw":
+            optimizer = torch.optim.AdamW(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        elif o.name == "sgd":
+            optimizer = torch.optim.SGD(self.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        else:
+            raise ValueError(f"optim.name={o.name!r} is not one of adam, adamw, sgd")
+        # NFG: f == 1 exactly, also under weight decay. A step post-hook resets the forget rows inside
+        # optimizer.step(), before any callback (the probe, a checkpoint) can see the weights the step left.
+        optimizer.register_step_post_hook(lambda *_: self.model.freeze_forget_gate())
+        return optimizer
 
     # ------------------------------------------------------------------------------------------ evaluation
 
+    def _scheduled_validation(self) -> bool:
+        """Lightning also validates when training stops early (a signal, a divergence); gradlab validates on its
+        schedule only (every trainer.val_every_n_steps), so that a stopped and resumed run logs what an
+        uninterrupted one does."""
+        every = self.trainer.val_check_batch
+        return not isinstance(every, int) or self.global_step % every == 0
+
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+        if self._scheduled_validation():
+            self._evaluate(batch, "val")
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:
+        if self.trainer.sanity_checking or not self._scheduled_validation():
             return
         val_loss = float(self.trainer.callback_metrics["val/loss"])
         rel = val_loss / self.spec.baseline_loss

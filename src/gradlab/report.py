@@ -20,7 +20,8 @@ import pandas as pd  # noqa: E402
 
 from gradlab import plots  # noqa: E402
 from gradlab.config import MODELS  # noqa: E402
-from gradlab.study import PUBLISHED, cells, headline, val_curve  # noqa: E402
+from gradlab.literature import published_table  # noqa: E402
+from gradlab.study import cells, headline, val_curve  # noqa: E402
 from gradlab.tasks import atomic_write_bytes  # noqa: E402
 
 CSS = """
@@ -159,9 +160,10 @@ def build(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path) -> Pa
                     "probes while training. decay_rate: "
                     "slope of ln‖∂ℓ/∂h_t‖ per step on test data after training; predicted: rnn mean field "
                     "(W_hh, tanh'), lstm mean ln f_t, nfg 0.</p>")
-    verdict = {True: "yes", False: "no", None: "–"}
-    pub = pd.DataFrame([{**p, "T": f"{p['T'][0]}–{p['T'][1]}", "solved": verdict[p["solved"]]} for p in PUBLISHED])
-    sections.append("<h3>Published results</h3>" + _table(pub, left=("task", "model", "clip", "claim", "source")))
+    pub = pd.DataFrame(published_table())
+    sections.append("<h3>Published results</h3>"
+                    '<p class="note">Each with the setup it holds for; the summary table says, per cell, where ours '
+                    "differs.</p>" + _table(pub, left=tuple(pub.columns)))
 
     grid = done.groupby(["task", "seq_len"], sort=False).size().index.tolist()
     sections.append('<h2 id="learning">Learning curves</h2>')

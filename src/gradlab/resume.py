@@ -158,16 +158,19 @@ def continue_csv(logger: Any, path: Path, kept: tuple[list[str], bytes] | None) 
 
 
 class GracefulStop(pl.Callback):
-    """last.ckpt after every validation (trainer.val_every_n_steps): the point from which Lightning resumes
-    exactly, the step's logs and validation included. On SIGTERM/SIGINT: finish the current optimizer step, write
-    last.ckpt, stop. Before any checkpoint is written the loggers are flushed, and the checkpoint records how
-    many metrics.csv rows there were, so that a resumed log has each step once.
+    """last.ckpt at the end of every validation (trainer.val_every_n_steps), and on SIGTERM/SIGINT: finish the
+    current optimizer step, write last.ckpt, stop. Both are written at the same point, the end of a validation,
+    which is where Lightning resumes exactly (the step's logs included): a signal sets `trainer.should_stop`, and
+    Lightning answers a stop with one more validation (which RecurrentModule leaves empty when it is not on the
+    schedule). Before any checkpoint is written the loggers are flushed, and the checkpoint records how many
+    metrics.csv rows there were, so that a resumed log has each step once.
 
     The process then exits with 128 + the signal number (run_training's caller), without metrics.json: the run is
     not finished, and rerunning the command resumes it. A second Ctrl-C while stopping is ignored.
 
     Under DDP the signal may reach one process only (SIGTERM to rank 0): a max all-reduce after every step makes
-    all ranks stop after the same step and call save_checkpoint together (rank 0 writes it); ranks > 0 then exit 0.
+    all ranks stop after the same step; every rank then reaches the same validation end and calls save_checkpoint
+    (rank 0 writes it); ranks > 0 then exit 0.
     """
 
     def __init__(self, path: Path, csv_path: Path):
@@ -186,32 +189,39 @@ class GracefulStop(pl.Callback):
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._previous[sig] = signal.signal(sig, self._handler)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+    def _stop_requested(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
+        """Whether a signal arrived; under DDP a max all-reduce, so that all ranks stop after the same step."""
         signum = self.signum
-        if trainer.world_size > 1:  # DDP: a signal to any process stops them all after the same step
+        if trainer.world_size > 1:
             import torch
 
             flag = torch.tensor(signum or 0, device=pl_module.device)
             signum = int(trainer.strategy.reduce(flag, reduce_op="max")) or None
             self.signum = self.signum or signum
-        if signum is not None and not trainer.should_stop:
-            trainer.save_checkpoint(self.path)  # atomic (an fsspec transaction), by rank 0; every rank must call it
-            trainer.should_stop = True
+        return signum is not None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if self._stop_requested(trainer, pl_module):
+            trainer.should_stop = True  # Lightning validates once more, then leaves the loop: on_validation_end
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn != "fit" or trainer.sanity_checking:
             return
-        stopping = self.signum is not None  # then the stop's own checkpoint (next step end) is the one to keep
-        if trainer.world_size > 1:  # save_checkpoint is collective: all ranks decide together, or they deadlock
-            stopping = not trainer.strategy.reduce_boolean_decision(not stopping, all=True)
-        if not stopping:
-            trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path)  # atomic (an fsspec transaction), by rank 0; every rank calls it
+        if self._stop_requested(trainer, pl_module):  # a signal during this validation: no further step
+            trainer.should_stop = True
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         for logger in trainer.loggers:  # the CSV log reaches at least as far as any checkpoint a resume starts from
             logger.save()
         # and a resume keeps exactly these rows (rank 0 writes both the CSV and the checkpoint)
         checkpoint[CSV_ROWS] = csv_rows(self.csv_path) if trainer.is_global_zero else 0
+        every = trainer.val_check_batch
+        if trainer.validating and isinstance(every, int) and trainer.global_step % every:
+            # A stop's validation is off the schedule, so on resume Lightning does not replay the end of that step
+            # (as it does for a scheduled validation), and the step counter the loggers use would stay one behind.
+            loop = checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]
+            loop["_batches_that_stepped"] += 1
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         for sig, handler in self._previous.items():

@@ -17,7 +17,8 @@ import pandas as pd
 import yaml
 
 from gradlab.config import CONF_DIR, MODELS, TASKS, ConfigError
-from gradlab.tasks import atomic_write_bytes
+from gradlab.literature import published_for, published_table
+from gradlab.tasks import DataError, atomic_write_bytes
 
 STUDY_DIR = CONF_DIR / "study"  # one params file per profile: conf/study/<profile>.yaml
 PROFILES = ("smoke", "cpu", "gpu")
@@ -80,39 +81,6 @@ def switch_profile(params_path: Path, profile: str) -> bool:
     return True
 
 
-# ------------------------------------------------------------------------------------ published results
-
-# science.md section 3: what the literature reports for the cells of our grid. clip: "any" or "norm".
-PUBLISHED = [
-    {"task": "adding", "model": "lstm", "clip": "any", "T": (100, 1000), "solved": True,
-     "claim": "solves T=100/500/1000 (74k/209k/853k sequences)", "source": "Hochreiter & Schmidhuber 1997"},
-    {"task": "adding", "model": "rnn", "clip": "none", "T": (100, 1000), "solved": False,
-     "claim": "BPTT: 0% success at lag 100 after >5M sequences", "source": "Hochreiter & Schmidhuber 1997"},
-    {"task": "adding", "model": "rnn", "clip": "norm", "T": (2, 200), "solved": True,
-     "claim": "tanh RNN + clipping 1.0: 100% success up to T=200 (50 units, 5 seeds)", "source": "Pascanu et al. 2013"},
-    {"task": "adding", "model": "rnn", "clip": "any", "T": (151, 400), "solved": False,
-     "claim": "tanh RNN fails beyond T=150 (100 units)", "source": "Le, Jaitly & Hinton 2015"},
-    {"task": "adding", "model": "lstm", "clip": "any", "T": (150, 400), "solved": True,
-     "claim": "LSTM solves T=150-400 (100 units)", "source": "Le, Jaitly & Hinton 2015"},
-    {"task": "copy", "model": "lstm", "clip": "any", "T": (100, 500), "solved": None,
-     "claim": "setup: copy T=100-500, 128 units, Adam 1e-3, batch 20", "source": "Arjovsky et al. 2016"},
-    {"task": "adding", "model": "rnn", "clip": "any", "T": (100, 750), "solved": None,
-     "claim": "setup: adding T=100-750, RNN/LSTM 128 units, Adam 1e-3, batch 20", "source": "Arjovsky et al. 2016"},
-    {"task": "first_token", "model": "rnn", "clip": "norm", "T": (2, 200), "solved": True,
-     "claim": "temporal order: tanh RNN + clipping 100% up to T=200", "source": "Pascanu et al. 2013"},
-    {"task": "adding", "model": "nfg_lstm", "clip": "any", "T": (100, 1000), "solved": True,
-     "claim": "the 1997 LSTM (no forget gate) solves the adding problem", "source": "Hochreiter & Schmidhuber 1997"},
-]
-
-
-def published_for(task: str, model: str, clip: str, seq_len: int) -> str:
-    """The published claims about this (task, model, clip, T) cell, '; '-joined, or ''."""
-    mode = "none" if clip == "none" else ("norm" if clip.startswith("norm") else "value")
-    return "; ".join(f"{p['claim']} ({p['source']})" for p in PUBLISHED
-                     if p["task"] == task and p["model"] == model and p["T"][0] <= seq_len <= p["T"][1]
-                     and p["clip"] in ("any", mode))
-
-
 # ------------------------------------------------------------------------------------------- summary
 
 COLUMNS = ["task", "seq_len", "model", "hidden_size", "clip", "seed", "run", "status", "solved", "solved_at_step",
@@ -122,15 +90,27 @@ COLUMNS = ["task", "seq_len", "model", "hidden_size", "clip", "seed", "run", "st
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    """A run's JSON record; None when it is not there (a run not made yet), DataError when it cannot be read."""
+    if not path.is_file():
+        return None
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path} is corrupt ({type(err).__name__}: {err}); rerun the stage that writes it") from None
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as err:  # pandas' parser errors are ValueErrors
+        raise DataError(f"{path} is corrupt ({type(err).__name__}: {str(err).splitlines()[0]}); rerun the stage "
+                        f"that writes it") from None
 
 
 def run_row(runs_dir: Path, key: RunKey) -> dict[str, Any]:
     """One run's line of the summary: training metrics, the analysis probe on test data, published claims."""
     run = runs_dir / key.name
+    config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else None
     m = _read_json(run / "metrics.json") or {}
     a = _read_json(run / "analysis" / "metrics.json") or {}
     row: dict[str, Any] = {"task": key.task, "seq_len": key.seq_len, "model": key.model,
@@ -147,7 +127,7 @@ def run_row(runs_dir: Path, key: RunKey) -> dict[str, Any]:
                            "h_ratio_first_last": h_ratio(run / "analysis" / "bptt.csv"),
                            "h_ratio_training": h_ratio(run / "bptt.csv", probes="all"),
                            "c_ratio_training": h_ratio(run / "bptt.csv", "dL_dc_norm", probes="all"),
-                           "published": published_for(key.task, key.model, key.clip, key.seq_len)}
+                           "published": published_for(key.task, key.model, key.seq_len, config)}
     return row
 
 
@@ -156,7 +136,7 @@ def h_ratio(bptt_csv: Path, quantity: str = "dL_dh_norm", probes: str = "last") 
     first step. probes='last': of the last probe in the file; 'all': the median over every probe (training)."""
     if not bptt_csv.is_file():
         return None
-    df = pd.read_csv(bptt_csv)
+    df = _read_csv(bptt_csv)
     sel = df[(df.quantity == quantity) & (df.layer == 0)]
     if sel.empty:
         return None
@@ -290,8 +270,7 @@ def write_summary(df: pd.DataFrame, out: Path) -> dict[str, Path]:
     atomic_write_bytes(files["csv"], df.to_csv(index=False).encode())
     atomic_write_bytes(files["md"], markdown(df).encode())
     atomic_write_bytes(files["metrics"], (json.dumps(dvc_metrics(df), indent=1) + "\n").encode())
-    pub = pd.DataFrame([{**p, "T": f"{p['T'][0]}-{p['T'][1]}"} for p in PUBLISHED])
-    atomic_write_bytes(files["published"], pub.to_csv(index=False).encode())
+    atomic_write_bytes(files["published"], pd.DataFrame(published_table()).to_csv(index=False).encode())
     return files
 
 
@@ -301,7 +280,7 @@ def val_curve(run_dir: Path) -> pd.Series | None:
     csv = run_dir / "metrics.csv"
     if not (csv.is_file() and m.get("baseline_loss")):
         return None
-    log = pd.read_csv(csv)
+    log = _read_csv(csv)
     if "val/loss" not in log:
         return None
     v = log[["step", "val/loss"]].dropna().drop_duplicates("step").set_index("step")["val/loss"]
@@ -322,7 +301,7 @@ def curve_tables(df: pd.DataFrame, runs_dir: Path) -> dict[str, pd.DataFrame]:
                 learn[r["model"]].append(v)
             bptt = runs_dir / r["run"] / "analysis" / "bptt.csv"
             if bptt.is_file():
-                b = pd.read_csv(bptt)
+                b = _read_csv(bptt)
                 sel = b[(b.quantity == "dL_dh_norm") & (b.layer == 0)].sort_values("t").set_index("t").value
                 if len(sel) and sel.iloc[-1] > 0:
                     grad[r["model"]].append(sel / sel.iloc[-1])

@@ -47,8 +47,9 @@ def log_summary_to_wandb(df: pd.DataFrame, out: Path, mode: str) -> str | None:
 
 def run_summary(runs: list[RunKey], runs_dir: Path, out: Path, mode: str = "offline") -> pd.DataFrame:
     df = summarize(runs, runs_dir)
+    tables = curve_tables(df, runs_dir)  # every run's records are read (DataError if one is corrupt) before writing
     files = write_summary(df, out)
-    for name, table in curve_tables(df, runs_dir).items():  # plots/learning/<task>-T<T>.csv, plots/bptt/...
+    for name, table in tables.items():  # plots/learning/<task>-T<T>.csv, plots/bptt/...
         atomic_write_bytes(out / "plots" / f"{name}.csv", table.to_csv(index=False).encode())
     where = log_summary_to_wandb(df, out, mode)
     missing = df[df.status == "missing"].run.tolist()

@@ -149,16 +149,45 @@ def _credentials_fallback(base_url: str) -> tuple[str | None, str | None]:
     return (_netrc_path(), None) if _netrc_has(base_url) else (None, None)
 
 
-def server_reachable(base_url: str, timeout: float = 2.0) -> str | None:
-    """None if the server at base_url accepts a TCP connection within timeout, else why not (also the check of
-    `gradlab.tracking.wandb_reachable`; here because this module must not import Lightning)."""
+def proxy_for(base_url: str) -> str | None:
+    """The proxy wandb's HTTP client (requests) would use for base_url: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY (either
+    case), unless NO_PROXY names the host."""
+    import urllib.request
+
     url = urlsplit(base_url)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
-    except OSError as err:
-        return f"cannot reach {url.scheme}://{url.hostname}:{port} ({err.strerror or err})"
-    return None
+    if url.hostname and urllib.request.proxy_bypass(url.hostname):
+        return None
+    proxies = urllib.request.getproxies()
+    return proxies.get(url.scheme) or proxies.get("all")
+
+
+def server_reachable(base_url: str, timeout: float = 2.0) -> str | None:
+    """None if the server at base_url (or the proxy that reaches it) accepts a TCP connection within timeout, else
+    why not. The whole check, name resolution included, is bounded: getaddrinfo itself takes no timeout, so the
+    attempt runs in a daemon thread that is abandoned if it has not answered. (Also the check of
+    `gradlab.tracking.wandb_reachable`; here because this module must not import Lightning.)"""
+    import threading
+
+    url = urlsplit(base_url)
+    proxy = proxy_for(base_url)
+    target = urlsplit(proxy) if proxy else url
+    port = target.port or (443 if target.scheme == "https" else 80)
+    where = f"{target.scheme}://{target.hostname}:{port}" + (f" (the proxy for {base_url})" if proxy else "")
+    answer: list[str | None] = []
+
+    def attempt() -> None:
+        try:
+            socket.create_connection((target.hostname or "", port), timeout=timeout).close()
+            answer.append(None)
+        except OSError as err:
+            answer.append(f"cannot reach {where} ({err.strerror or err})")
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not answer:
+        return f"cannot reach {where} (no answer within {timeout:g} s, name lookup included)"
+    return answer[0]
 
 
 def online_status(timeout: float = 2.0) -> OnlineStatus:
@@ -408,12 +437,14 @@ def report_spec(layers: Iterable[int] = (0,), geometry_dims: Iterable[int] = DEF
     )
 
 
-def study_spec(root: str | Path, runs: Iterable[tuple[str, Path]]) -> tuple[SectionSpec, ...]:
+def study_spec(root: str | Path, runs: Iterable[tuple[str, Path]],
+               grid: tuple[tuple[int, ...], tuple[str, ...]] | None = None) -> tuple[SectionSpec, ...]:
     """The report spec of this study: per-layer panels up to the deepest training run's layers, the geometry
-    stage's dims and distributions (both read from the runs' configs). `--check` and the upload use the same."""
+    stage's dims and distributions (both read from the runs' logs; `grid` gives the latter instead). `--check` and
+    the upload use the same."""
     configs = [read_offline_run(folder).config for kind, folder in runs if kind == "train"]
     n_layers = max((int(_config_get(c, "model.num_layers") or 1) for c in configs), default=1)
-    dims, dists = geometry_grid(root)
+    dims, dists = grid or geometry_grid(root)
     return report_spec(layers=range(n_layers), geometry_dims=dims, geometry_distributions=dists)
 
 
@@ -691,12 +722,15 @@ def default_entity() -> str:
 
 
 def geometry_grid(root: str | Path = ".") -> tuple[tuple[int, ...], tuple[str, ...]]:
-    """dims and distributions of the latest local geometry run (from its offline log), else the defaults."""
+    """dims and distributions of the latest local geometry run (from its offline log); the defaults when there is
+    no geometry run. ValueError naming the run when its log does not say them (the report's panels would not match
+    what the run logged)."""
     runs = [f for kind, f in find_offline_runs(root) if kind == "geometry"]
-    if runs:
-        try:
-            geo = read_offline_run(runs[-1]).config.get("geometry", {})
-            return tuple(int(d) for d in geo["dims"]), tuple(str(d) for d in geo["distributions"])
-        except (KeyError, TypeError, ValueError, OSError):
-            pass
-    return DEFAULT_DIMS, DEFAULT_DISTRIBUTIONS
+    if not runs:
+        return DEFAULT_DIMS, DEFAULT_DISTRIBUTIONS
+    try:
+        geo = read_offline_run(runs[-1]).config["geometry"]
+        return tuple(int(d) for d in geo["dims"]), tuple(str(d) for d in geo["distributions"])
+    except (KeyError, TypeError, ValueError, OSError) as err:
+        raise ValueError(f"{runs[-1]}: cannot read the geometry run's dims and distributions from its log "
+                         f"({type(err).__name__}: {err})") from None
