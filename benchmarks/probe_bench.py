@@ -12,19 +12,18 @@ import torch
 import torch.nn.functional as F
 from training_bench import B, H, T, gradlab_step_ms
 
-from gradlab.config import compose
+from gradlab.cli import load
 from gradlab.models import build_model
 from gradlab.probes import bptt_probe
-from gradlab.tasks import task_spec
 
 GROUP_TRAIN = "probe cost in training (CPU, lstm, B=64 T=200 H=128, mean ms/step over 200 steps)"
 GROUP_PROBE = "one probe (CPU, B=64 T=200 H=128)"
 
 
 def probe_ms(model: str, repeats: int = 5) -> list[float]:
-    cfg = compose("config", [f"model={model}", f"task.seq_len={T}", f"model.hidden_size={H}"])
+    cfg = load("config", [f"model={model}", f"task.seq_len={T}", f"model.hidden_size={H}"])
     torch.manual_seed(0)
-    net = build_model(cfg.model, task_spec(cfg.task))
+    net = build_model(cfg.model, cfg.task.spec())
     x, y = torch.rand(B, T, 2), torch.rand(B, 1)
     times = []
     for _ in range(repeats + 1):
@@ -35,7 +34,7 @@ def probe_ms(model: str, repeats: int = 5) -> list[float]:
 
 
 def run(rounds: int = 5, steps: int = 200) -> list[dict]:
-    every = compose("config", []).probe.every_n_steps
+    every = load("config", []).probe.every_n_steps
     variants = {
         "training, probe off": ("probe.enabled=false",),
         f"training, probe every {every} steps (default)": ("probe.enabled=true", f"probe.batch_size={B}",

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from torch import nn
 
-from gradlab.config import compose, validate
-from gradlab.experiment import build_trainer, prepare_data
+from gradlab.cli import load
 from gradlab.module import RecurrentModule
+from gradlab.runfolder import RunFolder
+from gradlab.stages.train import build_trainer, prepare_data
 from gradlab.tracking import make_loggers
 
 B, T, H = 64, 200, 128
@@ -48,17 +48,16 @@ class StepTimer(pl.Callback):
 def gradlab_step_ms(model: str, steps: int, tmp: Path, extra: tuple[str, ...] = ("probe.enabled=false",),
                     mean: bool = False) -> float:
     """Median (or mean) ms per optimizer step of `pipelines/train.py` for this model (CSV + wandb offline on)."""
-    cfg = compose("config", [f"model={model}", f"task.seq_len={T}", f"model.hidden_size={H}",
+    cfg = load("config", [f"model={model}", f"task.seq_len={T}", f"model.hidden_size={H}",
                              f"trainer.batch_size={B}", f"trainer.max_steps={steps + WARMUP + 1}",
                              "trainer.val_every_n_steps=100000", "data.n_train=1024", "data.n_val=64",
                              "data.n_test=64", f"data_dir={tmp / 'data'}", f"runs_dir={tmp / 'runs'}", *extra])
-    validate(cfg)
     dm = prepare_data(cfg)
     pl.seed_everything(0, verbose=False)
-    module = RecurrentModule(OmegaConf.to_container(cfg, resolve=True))
+    module = RecurrentModule(cfg)
     run_dir = tmp / "runs" / f"{cfg.run_name}-{time.monotonic_ns()}"
     timer = StepTimer()
-    trainer = build_trainer(cfg, run_dir, make_loggers(cfg, run_dir, {}), [timer])
+    trainer = build_trainer(cfg, RunFolder(run_dir), [timer], make_loggers(cfg.logger, cfg.run_name, run_dir, {}))
     trainer.fit(module, datamodule=dm)
     for lg in trainer.loggers:
         if hasattr(lg, "experiment") and hasattr(lg.experiment, "finish"):

@@ -3,20 +3,15 @@
 `python pipelines/analyze.py <the overrides the run was trained with>` -> runs/<run_name>/analysis/.
 """
 
-from omegaconf import DictConfig
+from gradlab.cli import hydra_entry
+from gradlab.config import TrainConfig
 
-from gradlab.config import ConfigError, entry, validate
 
+@hydra_entry("config")
+def main(cfg: TrainConfig) -> None:
+    from gradlab.stages import analyze  # torch loads once the config is checked
 
-@entry("config", check=validate)
-def main(cfg: DictConfig) -> None:
-    from gradlab.analysis import run_analysis  # torch and Lightning load only once the config is valid
-    from gradlab.tasks import DataError
-
-    try:
-        run_analysis(cfg)
-    except (ConfigError, DataError) as err:
-        raise SystemExit(f"error: {err}") from None
+    analyze.run(cfg)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=None, help="where the runs go (default: a temporary folder)")
     args = parser.parse_args(argv)
 
-    from gradlab import documented_run
     from gradlab.readme_results import RESULTS_DIR, ROOT, update_readme
+    from gradlab.stages import documented_run
 
     with tempfile.TemporaryDirectory() as tmp:
         documented_run.run(args.work or Path(tmp), RESULTS_DIR, ROOT / "docs")

@@ -3,16 +3,15 @@
 `python pipelines/geometry.py geometry.dims=[2,10,100] geometry.n_pairs=2000 geometry.distributions=[cube,sphere]`
 """
 
-from omegaconf import DictConfig
+from gradlab.cli import hydra_entry
+from gradlab.config import GeometryConfig
 
-from gradlab.config import entry, validate_geometry
 
+@hydra_entry("geometry")
+def main(cfg: GeometryConfig) -> None:
+    from gradlab.stages import geometry  # torch loads once the config is checked
 
-@entry("geometry", check=validate_geometry)
-def main(cfg: DictConfig) -> None:
-    from gradlab.geometry_stage import run_geometry  # torch loads only once the config is valid
-
-    run_geometry(cfg)
+    geometry.run(cfg)
 
 
 if __name__ == "__main__":

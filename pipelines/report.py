@@ -8,8 +8,9 @@ Reads the summarize stage's table (results/summary/summary.csv), the runs' logs 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from gradlab.cli import reported
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,17 +21,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("reports"))
     args = parser.parse_args(argv)
 
-    from gradlab.config import ConfigError
-    from gradlab.study import read_summary
-    from gradlab.tasks import DataError
+    from gradlab.stages import report
+    from gradlab.summary import read_summary
 
-    try:
-        df = read_summary(args.summary)
-        from gradlab.report import build
-
-        path = build(df, args.runs_dir, args.geometry_dir, args.out)
-    except (ConfigError, DataError) as err:
-        sys.exit(f"error: {err}")
+    path = reported(lambda: report.run(read_summary(args.summary), args.runs_dir, args.geometry_dir, args.out))
     print(f"report:      {path.resolve()}  ({path.stat().st_size / 1e6:.1f} MB, self-contained)")
 
 

@@ -1,31 +1,44 @@
-"""Stage `train`: one training run. `python pipelines/train.py model=nfg_lstm task.seq_len=200 clip=norm`."""
+"""Stage `train`: one training run. `python pipelines/train.py model=nfg_lstm task.seq_len=200 clip=norm`.
 
-from pathlib import Path
+A Hydra entry point (it composes conf/config.yaml with the overrides); every override is checked before any work,
+and the folder is checked for a run of another config.
+"""
 
-from omegaconf import DictConfig
+from gradlab.cli import hydra_entry
+from gradlab.config import TrainConfig, check_machine
+from gradlab.errors import ConfigError
 
-from gradlab.config import entry, validate
 
+def check(cfg: TrainConfig) -> None:
+    """What a training run needs beyond its schema, before any work: the machine (a GPU asked for, its memory),
+    the launcher (a submitit job starts one task per process), and a run folder it may resume into. Cheap on the
+    common path: torch and Lightning load only if a GPU may be used or the folder holds a checkpoint."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-def check(cfg: DictConfig) -> None:
-    """The config, then (only if the run folder holds a checkpoint) whether it can be resumed: before any work."""
-    validate(cfg)
-    run_dir = Path(cfg.runs_dir) / cfg.run_name
-    if cfg.resume and any((run_dir / name).is_file() for name in ("last.ckpt", "model.ckpt")):
+    from gradlab.runfolder import RunFolder
+
+    check_machine(cfg)
+    t = cfg.trainer
+    hc = HydraConfig.get() if HydraConfig.initialized() else None
+    if t.world_size > 1 and hc and hc.mode == RunMode.MULTIRUN and "submitit" in str(hc.launcher.get("_target_")):
+        launcher = hc.launcher
+        if (launcher.tasks_per_node, launcher.nodes) != (t.devices, t.num_nodes):
+            raise ConfigError(f"trainer.devices={t.devices} x trainer.num_nodes={t.num_nodes} under the submitit "
+                              f"launcher needs one task per process: hydra.launcher.tasks_per_node={t.devices} "
+                              f"hydra.launcher.nodes={t.num_nodes} (have {launcher.tasks_per_node} x {launcher.nodes})")
+    folder = RunFolder.of(cfg.runs_dir, cfg.run_name)
+    if cfg.resume and (folder.last_ckpt.is_file() or folder.final_ckpt.is_file()):
         from gradlab.resume import resume_from
 
         resume_from(cfg)
 
 
-@entry("config", check=check)
-def main(cfg: DictConfig) -> None:
-    from gradlab.experiment import run_training  # torch and Lightning load only once the config is valid
-    from gradlab.tasks import DataError
+@hydra_entry("config", check=check)
+def main(cfg: TrainConfig) -> None:
+    from gradlab.stages.train import run_training  # torch and Lightning load once the config is checked
 
-    try:
-        run_training(cfg)
-    except DataError as err:
-        raise SystemExit(f"error: {err}") from None
+    run_training(cfg)
 
 
 if __name__ == "__main__":

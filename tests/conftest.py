@@ -17,17 +17,15 @@ os.environ.setdefault("WANDB_MODE", "offline")  # never the network from tests
 
 def compose_cfg(overrides: list[str], tmp: Path):
     """The config `python pipelines/train.py <overrides>` would run, with data and runs under tmp."""
-    from gradlab.config import compose, validate
+    from gradlab.cli import load
 
-    cfg = compose("config", [f"data_dir={tmp / 'data'}", f"runs_dir={tmp / 'runs'}", *overrides])
-    validate(cfg)
-    return cfg
+    return load("config", [f"data_dir={tmp / 'data'}", f"runs_dir={tmp / 'runs'}", *overrides])
 
 
 @pytest.fixture
 def train(tmp_path):
     """Run one training in-process; returns (metrics, run_dir)."""
-    from gradlab.experiment import run_training
+    from gradlab.stages.train import run_training
 
     def _train(*overrides: str, tmp: Path = tmp_path):
         cfg = compose_cfg(list(overrides), tmp)

@@ -182,7 +182,8 @@ def test_gpu_accelerator_without_a_gpu_is_refused(tmp_path):
 def test_gpu_memory_estimate_refuses_sizes_that_cannot_fit(tmp_path):
     from conftest import compose_cfg
 
-    from gradlab.config import ConfigError, check_gpu_memory, training_memory_bytes
+    from gradlab.config import check_gpu_memory, training_memory_bytes
+    from gradlab.errors import ConfigError
 
     small = compose_cfg(["model.hidden_size=128"], tmp_path)
     big = compose_cfg(["model.hidden_size=4096", "trainer.batch_size=1024", "task.seq_len=1000"], tmp_path)

@@ -108,40 +108,22 @@ def test_step_batches_split_each_global_batch_across_ranks():
     (["trainer.num_nodes=0"], "trainer.num_nodes=0 is out of range: must be an integer >= 1"),
 ])
 def test_bad_distributed_settings_are_one_line_errors(tmp_path, args, message):
-    from gradlab.config import ConfigError
+    from gradlab.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
         compose_cfg(args, tmp_path)
     assert str(err.value) == message
 
 
-def test_a_checkpoint_from_before_the_strategy_key_still_resumes(tmp_path):
-    """Runs saved before trainer.strategy/num_nodes existed ran with their defaults: not 'another config'."""
-    from omegaconf import OmegaConf
-
-    from gradlab.resume import resume_from
-
-    cfg = compose_cfg(list(TINY), tmp_path)
-    saved = OmegaConf.to_container(cfg, resolve=True)
-    del saved["trainer"]["strategy"], saved["trainer"]["num_nodes"]
-    run_dir = tmp_path / "runs" / cfg.run_name
-    run_dir.mkdir(parents=True)
-    torch.save({"hyper_parameters": saved, "loops": {}, "global_step": 10}, run_dir / "last.ckpt")
-    assert resume_from(cfg)[1] == 10
-    saved["trainer"]["devices"] = 2  # a real difference is still one
-    torch.save({"hyper_parameters": saved, "loops": {}, "global_step": 10}, run_dir / "last.ckpt")
-    with pytest.raises(Exception, match=r"trainer.devices: 2 -> 1"):
-        resume_from(cfg)
-
-
 def test_a_run_folder_in_use_by_another_process_is_refused(tmp_path):
-    from gradlab.resume import RunFolderBusy, hold_run_dir
+    from gradlab.errors import RunFolderBusy
+    from gradlab.runfolder import RunFolder
 
-    held = hold_run_dir(tmp_path / "run")
+    held = RunFolder(tmp_path / "run").hold()
     with pytest.raises(RunFolderBusy, match="being written by another running process"):
-        hold_run_dir(tmp_path / "run")  # flock is per open file: a second claim, even in this process, fails
+        RunFolder(tmp_path / "run").hold()  # flock is per open file: a second claim, even in this process, fails
     held.close()
-    hold_run_dir(tmp_path / "run").close()  # released: free again
+    RunFolder(tmp_path / "run").hold().close()  # released: free again
 
 
 @pytest.mark.slow

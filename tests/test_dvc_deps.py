@@ -51,7 +51,7 @@ def composed_conf_files(config_name: str, overrides: list[str]) -> set[Path]:
     import hydra
     from hydra.core.global_hydra import GlobalHydra
 
-    from gradlab.config import CONF_DIR
+    from gradlab.cli import CONF_DIR  # importing gradlab.cli registers the schemas conf/ names
 
     GlobalHydra.instance().clear()
     with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -91,12 +91,33 @@ def test_stage_deps_cover_its_code_and_config(stage):
 
 
 def test_the_closure_follows_lazy_imports():
-    """The train stage imports tracking, which imports wandb_report only inside a function: it counts."""
+    """The train stage imports tracking, which imports wandb_online only inside a function: it counts."""
     closure = import_closure(ROOT / "pipelines" / "train.py")
-    assert SRC / "gradlab" / "experiment.py" in closure and SRC / "gradlab" / "wandb_report.py" in closure
+    assert SRC / "gradlab" / "stages" / "train.py" in closure and SRC / "gradlab" / "wandb_online.py" in closure
 
 
 def test_dvc_sends_no_usage_analytics():
     from dvc.repo import Repo
 
     assert Repo(str(ROOT)).config.read("repo")["core"]["analytics"] == "false"  # .dvc/config, not a user setting
+
+
+def test_run_outputs_follow_the_run_folder_naming_rule():
+    """dvc.yaml's train/analyze outs, the Hydra default run_name= and gradlab.runfolder.run_name spell one rule."""
+    from gradlab.cli import load
+    from gradlab.runfolder import RunFolder, run_name
+
+    checked = 0
+    for stage in stages():
+        kind = stage.addressing.split("@")[0]
+        if kind not in ("train", "analyze"):
+            continue
+        cfg = load("config", shlex.split(stage.cmd)[3:])
+        assert cfg.run_name == run_name(cfg.task.name, cfg.task.seq_len, cfg.model.name, cfg.clip.tag, cfg.seed)
+        folder = RunFolder.of("runs", cfg.run_name)
+        outs = {o.def_path for o in stage.outs}
+        expected = ({str(folder.path / name) for name in RunFolder.DVC_OUTS} if kind == "train"
+                    else {str(folder.analysis.path)})
+        assert outs == expected, stage.addressing
+        checked += 1
+    assert checked >= 2

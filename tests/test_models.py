@@ -2,20 +2,19 @@ import copy
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from gradlab.models import RecurrentNet
-from gradlab.tasks import generate_adding, generate_copy, task_spec
+from gradlab.tasks import AddingTask, CopyTask, generate_adding, generate_copy
 
 MODELS = ("rnn", "lstm", "nfg_lstm")
 
 
 def adding_spec(T):
-    return task_spec(OmegaConf.create({"name": "adding", "seq_len": T}))
+    return AddingTask(seq_len=T).spec()
 
 
 def copy_spec(T):
-    return task_spec(OmegaConf.create({"name": "copy", "seq_len": T, "copy_len": 5, "n_symbols": 8}))
+    return CopyTask(seq_len=T, copy_len=5, n_symbols=8).spec()
 
 
 def grads(model, loss):
@@ -118,5 +117,5 @@ def test_lstm_forget_bias_init():
 
 
 def test_bad_model_kind():
-    with pytest.raises(ValueError, match="'gru' is not one of rnn, lstm, nfg_lstm"):
+    with pytest.raises(ValueError, match="model kind='gru' is not a valid choice; choose one of: rnn, lstm, nfg_lstm"):
         RecurrentNet("gru", adding_spec(10), hidden_size=8)

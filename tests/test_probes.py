@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
 from gradlab.models import LayerTrace, RecurrentNet
 from gradlab.probes import bptt_probe, decay_rate, horizon, weight_contributions
-from gradlab.tasks import TaskSpec, generate_adding, task_spec
+from gradlab.tasks import AddingTask, TaskSpec, generate_adding
 
 SEED000 = Path(__file__).resolve().parent / "data" / "seed000_lstm_bptt_example.json"  # copy of shared/reference/
 MODELS = ("rnn", "lstm", "nfg_lstm")
@@ -71,7 +70,7 @@ def test_contributions_sum_to_the_autograd_gradient(kind, dtype):
     (Higham, Accuracy and Stability, §3.1: a bound for every summation order, so for every BLAS kernel)."""
     torch.manual_seed(0)
     T, B = 60, 16
-    model = RecurrentNet(kind, task_spec(OmegaConf.create({"name": "adding", "seq_len": T})), 32, num_layers=2)
+    model = RecurrentNet(kind, AddingTask(seq_len=T).spec(), 32, num_layers=2)
     model = model.to(dtype)
     x, y = generate_adding(1, T, B)
     result = bptt_probe(model, x, mse_last(y), keep_dW=True)

@@ -30,8 +30,8 @@ def test_the_documented_run_reproduces_readme_figures(tmp_path):
     gradient vanishes at least 1e3-fold over T=100, the lstm's less, the nfg's cell gradient does not vanish."""
     import math
 
-    from gradlab import documented_run
     from gradlab.readme_results import machine, read_result
+    from gradlab.stages import documented_run
 
     new = documented_run.run(tmp_path / "work", tmp_path / "results", tmp_path)
     old = read_result("documented_run")

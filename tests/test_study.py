@@ -71,7 +71,7 @@ def test_smoke_study_runs_end_to_end(study):
     assert set(metrics["adding"]["T10"]) == {f"{m}-{c}" for m in ("rnn", "lstm", "nfg_lstm")
                                              for c in ("none", "norm1.0")}
     assert metrics["adding"]["longest"] == {"T": 10, **metrics["adding"]["T10"]}  # columns shared across T
-    from gradlab.wandb_report import logged_keys
+    from gradlab.wandb_log import logged_keys
 
     summary_run = next((study / "results/summary/wandb").glob("offline-run-*"))
     assert {"summary/table", "summary/adding/longest/T", "summary/adding/T10/lstm-none/solved_frac",

@@ -7,17 +7,17 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from gradlab import study
-from gradlab.config import ConfigError
+from gradlab import summary as study
+from gradlab.errors import ConfigError
+from gradlab.grid import profiles, read_params, study_runs, switch_profile
 from gradlab.literature import PUBLISHED, published_for, published_table
-from gradlab.study import PROFILES, read_params, study_runs, switch_profile
 
 
 def test_shipped_params_are_the_cpu_profile():
     assert read_params(ROOT / "params.yaml") == yaml.safe_load((ROOT / "conf/study/cpu.yaml").read_text())
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("profile", profiles())
 def test_every_profile_is_a_valid_grid(profile):
     params = read_params(ROOT / "conf" / "study" / f"{profile}.yaml")
     runs = study_runs(params)
@@ -35,7 +35,7 @@ def test_switching_profiles_keeps_hand_edits_of_the_current_one(tmp_path):
     params.write_text(edited)
     assert not switch_profile(params, "smoke") and params.read_text() == edited
     assert switch_profile(params, "cpu") and read_params(params)["profile"] == "cpu"
-    with pytest.raises(ConfigError, match="PROFILE='big' is not a valid choice; choose one of: smoke, cpu, gpu"):
+    with pytest.raises(ConfigError, match="PROFILE='big' is not a valid choice; choose one of: cpu, gpu, smoke"):
         switch_profile(params, "big")
     assert read_params(params)["profile"] == "cpu"  # untouched by the refused switch
 

@@ -2,19 +2,10 @@ import math
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from gradlab.tasks import (
-    DataError,
-    empirical_baseline,
-    ensure_dataset,
-    generate_adding,
-    generate_copy,
-    generate_first_token,
-    load_split,
-    task_spec,
-    write_dataset,
-)
+from gradlab.data import ensure_dataset, load_split, write_dataset
+from gradlab.errors import DataError
+from gradlab.tasks import TASKS, empirical_baseline, generate_adding, generate_copy, generate_first_token
 
 pytestmark = pytest.mark.numerics  # generators and baselines against exact values: rerun under every instruction set
 SIZES = {"train": 4000, "val": 100, "test": 4000}
@@ -22,7 +13,7 @@ SIZES = {"train": 4000, "val": 100, "test": 4000}
 
 def task(name, seq_len=20, **kw):
     defaults = {"copy": {"copy_len": 10, "n_symbols": 8}, "first_token": {"n_classes": 4, "n_distractors": 4}}
-    return OmegaConf.create({"name": name, "seq_len": seq_len, **defaults.get(name, {}), **kw})
+    return TASKS[name](seq_len=seq_len, **{**defaults.get(name, {}), **kw})
 
 
 def test_adding_markers_and_target():
@@ -63,19 +54,18 @@ def test_first_token_layout():
 ])
 def test_memoryless_baselines(name, expected):
     t = task(name, seq_len=100)
-    spec = task_spec(t)
+    spec = t.spec()
     assert spec.baseline_loss == pytest.approx(expected, rel=1e-12)
-    from gradlab.tasks import generate
-    _, y_train = generate(t, 0, 20000)
-    _, y_eval = generate(t, 1, 20000)
+    _, y_train = t.generate(0, 20000)
+    _, y_eval = t.generate(1, 20000)
     # an estimate from 20,000 samples: its relative standard error is ≤ 0.9% (adding: sd((y−1)²)/E = 1.18), so 0.03
     # is > 3 of them
     assert empirical_baseline(spec, y_train, y_eval) == pytest.approx(expected, rel=0.03)
 
 
 def test_copy_baseline_matches_published_value():
-    assert task_spec(task("copy", 100)).baseline_loss == pytest.approx(0.1733, abs=5e-5)  # printed to 4 decimals
-    assert task_spec(task("copy", 500)).baseline_loss == pytest.approx(0.0400, abs=5e-5)
+    assert task("copy", 100).spec().baseline_loss == pytest.approx(0.1733, abs=5e-5)  # printed to 4 decimals
+    assert task("copy", 500).spec().baseline_loss == pytest.approx(0.0400, abs=5e-5)
 
 
 def test_roundtrip_and_manifest(tmp_path):

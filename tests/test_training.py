@@ -57,21 +57,20 @@ class StepSpy(pl.Callback):
 def test_norm_clipping_steps_with_the_clipped_gradient(tmp_path):
     """Plain SGD (θ ← θ − lr·g): each step's parameter change is −lr times the gradient it used, whose norm is the
     logged grad/norm_postclip: the threshold where clipping fired, the unclipped norm elsewhere."""
-    from omegaconf import OmegaConf
-
-    from gradlab.experiment import build_trainer, prepare_data
     from gradlab.module import RecurrentModule
+    from gradlab.runfolder import RunFolder
+    from gradlab.stages.train import build_trainer, prepare_data
 
     lr, threshold = 0.01, 4.0  # gradient norms of this net are 3-5: clipping fires on some steps only
     cfg = compose_cfg([*SMOKE, "model=rnn", "clip=norm", f"clip.threshold={threshold}", "trainer.max_steps=30",
                        "model.recurrent_init=orthogonal", "model.recurrent_gain=1.5", "optim=sgd", f"optim.lr={lr}",
                        "optim.momentum=0", "logger.mode=disabled"], tmp_path)
-    module = RecurrentModule(OmegaConf.to_container(cfg, resolve=True))
+    module = RecurrentModule(cfg)
     spy = StepSpy()
     run_dir = tmp_path / "run"
     from pytorch_lightning.loggers import CSVLogger
 
-    trainer = build_trainer(cfg, run_dir, [CSVLogger(str(run_dir), name=None, version="")], [spy])
+    trainer = build_trainer(cfg, RunFolder(run_dir), [spy], [CSVLogger(str(run_dir), name=None, version="")])
     trainer.fit(module, datamodule=prepare_data(cfg))
     steps = step_rows(run_dir)
     assert len(steps) == len(spy.steps) == 30
@@ -100,16 +99,15 @@ class GradientSpy(pl.Callback):
 
 
 def test_value_clipping_bounds_every_entry(tmp_path):
-    from omegaconf import OmegaConf
-
-    from gradlab.experiment import build_trainer, prepare_data
     from gradlab.module import RecurrentModule
+    from gradlab.runfolder import RunFolder
+    from gradlab.stages.train import build_trainer, prepare_data
 
     cfg = compose_cfg([*SMOKE, "model=rnn", "clip=value", "clip.threshold=0.01", "trainer.max_steps=10"], tmp_path)
     dm = prepare_data(cfg)
-    module = RecurrentModule(OmegaConf.to_container(cfg, resolve=True))
+    module = RecurrentModule(cfg)
     spy = GradientSpy()
-    build_trainer(cfg, tmp_path / "run", [], [spy]).fit(module, datamodule=dm)
+    build_trainer(cfg, RunFolder(tmp_path / "run"), [spy]).fit(module, datamodule=dm)
     assert len(spy.max_abs) == 10
     assert all(m <= 0.01 for m in spy.max_abs)
     assert module.clip_count == 10  # unclipped gradients of this net exceed 0.01
@@ -136,14 +134,13 @@ class PoisonGradient(pl.Callback):
 
 
 def test_nonfinite_gradient_stops_cleanly(tmp_path):
-    from omegaconf import OmegaConf
-
-    from gradlab.experiment import build_trainer, prepare_data
     from gradlab.module import RecurrentModule
+    from gradlab.runfolder import RunFolder
+    from gradlab.stages.train import build_trainer, prepare_data
 
     cfg = compose_cfg([*SMOKE, "trainer.max_steps=10"], tmp_path)
-    module = RecurrentModule(OmegaConf.to_container(cfg, resolve=True))
-    trainer = build_trainer(cfg, tmp_path / "run", [], [PoisonGradient()])
+    module = RecurrentModule(cfg)
+    trainer = build_trainer(cfg, RunFolder(tmp_path / "run"), [PoisonGradient()])
     trainer.fit(module, datamodule=prepare_data(cfg))
     assert module.status == "diverged" and module.diverged_reason == "non-finite gradient"
     assert module.diverged_at_step == 3

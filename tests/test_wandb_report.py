@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, compose_cfg
 
-from gradlab import wandb_report as w
+from gradlab import wandb_log as wlog
+from gradlab import wandb_online as online
+from gradlab import wandb_panels as panels
 
 SMALL = ("profile=smoke", "task.seq_len=10", "trainer.max_steps=6", "probe.every_n_steps=3", "logger.mode=offline")
 DIMS, DISTRIBUTIONS = (2, 10), ("cube",)
@@ -24,21 +26,18 @@ CLOSED = "http://127.0.0.1:9"  # a closed loopback port: refused at once, never 
 def study(tmp_path_factory) -> Path:
     """A tiny study made by the real pipeline, in-process: lstm (adding) and rnn (first_token) training runs, the
     analysis of both, the geometry stage; every wandb run offline. Returns its root (runs/, results/)."""
-    from gradlab.analysis import run_analysis
-    from gradlab.config import compose, validate_geometry
-    from gradlab.experiment import run_training
-    from gradlab.geometry_stage import run_geometry
+    from gradlab.cli import load
+    from gradlab.stages import analyze, geometry
+    from gradlab.stages.train import run_training
 
     root = tmp_path_factory.mktemp("study")
     for overrides in (["model=lstm"], ["model=rnn", "task=first_token"]):
         cfg = compose_cfg([*SMALL, *overrides], root)
         run_training(cfg)
-        run_analysis(cfg)
-    geo = compose("geometry", [f"geometry.dims=[{DIMS[0]},{DIMS[1]}]", "geometry.n_pairs=200",
-                               f"geometry.distributions=[{DISTRIBUTIONS[0]}]", "geometry.mc_samples=1000",
-                               "logger.mode=offline", f"out_dir={root / 'results' / 'geometry'}"])
-    validate_geometry(geo)
-    run_geometry(geo)
+        analyze.run(cfg)
+    geometry.run(load("geometry", [f"geometry.dims=[{DIMS[0]},{DIMS[1]}]", "geometry.n_pairs=200",
+                                   f"geometry.distributions=[{DISTRIBUTIONS[0]}]", "geometry.mc_samples=1000",
+                                   "logger.mode=offline", f"out_dir={root / 'results' / 'geometry'}"]))
     return root
 
 
@@ -76,66 +75,66 @@ def no_login(tmp_path, monkeypatch):
 
 
 def test_every_panel_key_is_logged_by_the_run_kind_it_reads(study):
-    runs = w.find_offline_runs(study)
+    runs = online.find_offline_runs(study)
     assert sorted({kind for kind, _ in runs}) == ["analysis", "geometry", "train"]
     assert len(runs) == 5  # 2 train, 2 analysis, 1 geometry; wandb's latest-run links are not counted twice
-    spec = w.report_spec(layers=(0,), geometry_dims=DIMS, geometry_distributions=DISTRIBUTIONS)
+    spec = panels.report_spec(layers=(0,), geometry_dims=DIMS, geometry_distributions=DISTRIBUTIONS)
     checked: dict[str, set[str]] = {}
     for kind, folder in runs:
-        run = w.read_offline_run(folder)  # the keys come from the run's .wandb log, not from a list
+        run = wlog.read_offline_run(folder)  # the keys come from the run's .wandb log, not from a list
         assert run.kind == kind and run.project == "gradlab" and run.run_id in folder.name
         assert run.keys.get("train/loss" if kind == "train" else "trainer/global_step") == "number"
-        assert w.missing_keys(spec, run) == {}, f"{kind} run {folder}"
-        checked.setdefault(kind, set()).update(w.spec_keys(spec, kind, run.config))
+        assert panels.missing_keys(spec, run) == {}, f"{kind} run {folder}"
+        checked.setdefault(kind, set()).update(panels.spec_keys(spec, kind, run.config))
     for kind in ("train", "analysis", "geometry"):  # every conditional panel met a run it applies to
-        assert checked[kind] == set(w.spec_keys(spec, kind)), kind
+        assert checked[kind] == set(panels.spec_keys(spec, kind)), kind
     # the summary stage's run is made by the smoke study (test_study.py checks its keys); here: what it must log
-    assert w.spec_keys(spec, "summary") == {"summary/table": "table-file"}
+    assert panels.spec_keys(spec, "summary") == {"summary/table": "table-file"}
     # a second layer's panels are asked only of runs with two or more layers
-    deep = w.report_spec(layers=(0, 1), geometry_dims=DIMS, geometry_distributions=DISTRIBUTIONS)
-    config = w.read_offline_run(next(f for kind, f in runs if kind == "train")).config
-    assert not any(k.endswith("_l1") for k in w.spec_keys(deep, "train", config))
+    deep = panels.report_spec(layers=(0, 1), geometry_dims=DIMS, geometry_distributions=DISTRIBUTIONS)
+    config = wlog.read_offline_run(next(f for kind, f in runs if kind == "train")).config
+    assert not any(k.endswith("_l1") for k in panels.spec_keys(deep, "train", config))
     config["model"]["num_layers"] = 2
-    assert "bptt/bptt_dL_dh_norm_l1" in w.spec_keys(deep, "train", config)
+    assert "bptt/bptt_dL_dh_norm_l1" in panels.spec_keys(deep, "train", config)
 
 
 def test_the_key_check_sees_what_is_missing(study):
-    (folder,) = [f for kind, f in w.find_offline_runs(study) if kind == "geometry"]
-    run = w.read_offline_run(folder)
-    spec = w.report_spec(geometry_dims=(2, 10, 100), geometry_distributions=DISTRIBUTIONS)
-    assert w.missing_keys(spec, run) == {"geometry/angle_hist/cube_D100": "expected histogram, logged nothing"}
+    (folder,) = [f for kind, f in online.find_offline_runs(study) if kind == "geometry"]
+    run = wlog.read_offline_run(folder)
+    spec = panels.report_spec(geometry_dims=(2, 10, 100), geometry_distributions=DISTRIBUTIONS)
+    assert panels.missing_keys(spec, run) == {"geometry/angle_hist/cube_D100": "expected histogram, logged nothing"}
     run.keys["geometry/angle_histograms"] = "table-file"
-    assert "geometry/angle_histograms" in w.missing_keys(spec, run)
-    assert w.geometry_grid(study) == (DIMS, DISTRIBUTIONS)  # read back from the geometry run's config
-    (train, *_) = [f for kind, f in w.find_offline_runs(study) if kind == "train"]
-    unprobed = w.read_offline_run(train)
+    assert "geometry/angle_histograms" in panels.missing_keys(spec, run)
+    assert panels.geometry_grid(study) == (DIMS, DISTRIBUTIONS)  # read back from the geometry run's config
+    (train, *_) = [f for kind, f in online.find_offline_runs(study) if kind == "train"]
+    unprobed = wlog.read_offline_run(train)
     unprobed.config["probe"]["enabled"] = False  # a run without the probe is not asked for bptt/* keys
-    assert not any(k.startswith(("bptt/", "final/bptt")) for k in w.spec_keys(spec, "train", unprobed.config))
+    assert not any(k.startswith(("bptt/", "final/bptt")) for k in panels.spec_keys(spec, "train", unprobed.config))
 
 
 def test_reader_stops_at_a_torn_end_and_refuses_a_corrupt_record(study, tmp_path):
-    (folder,) = [f for kind, f in w.find_offline_runs(study) if kind == "geometry"]
+    (folder,) = [f for kind, f in online.find_offline_runs(study) if kind == "geometry"]
     (log,) = folder.glob("run-*.wandb")
     data = log.read_bytes()
-    n = sum(1 for _ in w.read_records(log))
+    n = sum(1 for _ in wlog.read_records(log))
     torn = tmp_path / "torn.wandb"
     torn.write_bytes(data[: len(data) - 50])
-    assert 0 < sum(1 for _ in w.read_records(torn)) < n
+    assert 0 < sum(1 for _ in wlog.read_records(torn)) < n
     corrupt = tmp_path / "corrupt.wandb"
     corrupt.write_bytes(data[:200] + bytes([data[200] ^ 0xFF]) + data[201:])
     with pytest.raises(ValueError, match="checksum"):
-        list(w.read_records(corrupt))
+        list(wlog.read_records(corrupt))
     with pytest.raises(ValueError, match="not a wandb transaction log"):
-        list(w.read_records(ROOT / "pyproject.toml"))
+        list(wlog.read_records(ROOT / "pyproject.toml"))
 
 
 def test_run_kinds_from_paths(tmp_path):
-    assert w.run_kind("runs/adding-T50-rnn-none-s0/wandb/offline-run-1-a") == "train"
-    assert w.run_kind("runs/adding-T50-rnn-none-s0/analysis/wandb/offline-run-1-a") == "analysis"
-    assert w.run_kind("results/geometry/wandb/offline-run-1-a") == "geometry"
-    assert w.run_kind("results/summary/wandb/offline-run-1-a") == "summary"
-    assert w.run_kind("elsewhere/offline-run-1-a") is None
-    assert w.find_offline_runs(tmp_path) == []
+    assert online.run_kind("runs/adding-T50-rnn-none-s0/wandb/offline-run-1-a") == "train"
+    assert online.run_kind("runs/adding-T50-rnn-none-s0/analysis/wandb/offline-run-1-a") == "analysis"
+    assert online.run_kind("results/geometry/wandb/offline-run-1-a") == "geometry"
+    assert online.run_kind("results/summary/wandb/offline-run-1-a") == "summary"
+    assert online.run_kind("elsewhere/offline-run-1-a") is None
+    assert online.find_offline_runs(tmp_path) == []
 
 
 # -------------------------------------------------------------------------------------------- the offline path
@@ -168,7 +167,9 @@ def test_sync_only_offline_runs_no_sync(study, no_login, monkeypatch, capsys):
     ran = []
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: ran.append(a))
     before = snapshot(study)
-    assert cli.main(["--sync-only", "--root", str(study)]) == cli.EXIT_OFFLINE
+    from gradlab.stages.wandb_report import EXIT_OFFLINE
+
+    assert cli.main(["--sync-only", "--root", str(study)]) == EXIT_OFFLINE
     assert ran == [] and snapshot(study) == before
     err = capsys.readouterr().err
     assert "make sync needs W&B online" in err and "wandb login" in err
@@ -177,9 +178,9 @@ def test_sync_only_offline_runs_no_sync(study, no_login, monkeypatch, capsys):
 def test_api_key_in_netrc_counts_but_the_server_must_answer(no_login):
     (no_login / ".netrc").write_text("machine 127.0.0.1:9\n  login user\n  password " + "a" * 40 + "\n")
     (no_login / ".netrc").chmod(0o600)
-    status = w.online_status()
+    status = online.online_status()
     assert status.credentials == str(no_login / ".netrc") and status.unreachable and not status.online
-    message = w.offline_message(status, "sync")
+    message = online.offline_message(status, "sync")
     assert "API key: found" in message and "get online" in message and "wandb login" not in message
 
 
@@ -233,19 +234,21 @@ def test_a_sync_the_server_refuses_is_an_error(study, tmp_path, refusing_server)
     assert "synced:" not in done.stdout
     # the upload was tried (an offline WANDB_MODE did not turn it into a no-op), as the entity it was given
     assert any("nobody-here" in b for b in bodies), bodies[:3]
-    assert w.unsynced(f for _, f in w.find_offline_runs(work)) == [f for _, f in w.find_offline_runs(work)]
+    runs = [f for _, f in online.find_offline_runs(work)]
+    assert online.unsynced(runs) == runs
 
 
 def test_check_names_an_unreadable_log_and_checks_the_rest(study, tmp_path, capsys):
     work = tmp_path / "study"
     shutil.copytree(study / "runs", work / "runs", symlinks=True)
     shutil.copytree(study / "results", work / "results", symlinks=True)
-    (geometry,) = [f for kind, f in w.find_offline_runs(work) if kind == "geometry"]
+    (geometry,) = [f for kind, f in online.find_offline_runs(work) if kind == "geometry"]
     (log,) = geometry.glob("run-*.wandb")
     data = log.read_bytes()
     log.write_bytes(data[:200] + bytes([data[200] ^ 0xFF]) + data[201:])
-    cli = load_cli()
-    assert cli.check(work) == 1
+    from gradlab.stages import wandb_report
+
+    assert wandb_report.check(work) == 1
     out = capsys.readouterr().out
     assert f"geometry  {geometry}: unreadable (" in out and "bad checksum" in out
     assert out.count(": ok") == 4  # the train and analysis runs are still checked
@@ -264,9 +267,9 @@ def test_reader_reassembles_records_split_across_blocks(tmp_path):
     (folder,) = (tmp_path / "wandb").glob("offline-run-*")
     (log,) = folder.glob("run-*.wandb")
     assert log.stat().st_size > 4 * 32768
-    records = list(w.read_records(log))
+    records = list(wlog.read_records(log))
     assert sum(r.WhichOneof("record_type") == "history" for r in records) == 3000
-    run = w.read_offline_run(folder)
+    run = wlog.read_offline_run(folder)
     assert run.project == "gradlab" and run.keys == {"x": "number", "y": "number", "big": "string"}
 
 
@@ -275,8 +278,8 @@ def test_reader_reassembles_records_split_across_blocks(tmp_path):
 
 def test_builder_makes_the_report_objects_offline(no_login):
     import wandb_workspaces.reports.v2 as wr
-    spec = w.report_spec(layers=(0, 1), geometry_dims=DIMS, geometry_distributions=DISTRIBUTIONS)
-    report = w.build_report(spec, "gradlab", "an-entity")  # an explicit entity: no API call
+    spec = panels.report_spec(layers=(0, 1), geometry_dims=DIMS, geometry_distributions=DISTRIBUTIONS)
+    report = panels.build_report(spec, "gradlab", "an-entity")  # an explicit entity: no API call
     assert isinstance(report, wr.Report) and report.project == "gradlab" and report.entity == "an-entity"
     assert isinstance(report.blocks[0], wr.TableOfContents)
     assert [b.text for b in report.blocks if isinstance(b, wr.H1)] == [s.title for s in spec]
@@ -284,24 +287,24 @@ def test_builder_makes_the_report_objects_offline(no_login):
     assert sum(len(g.panels) for g in grids) == sum(len(s.panels) for s in spec)
     kinds = {wr.LinePlot: {"line", "histogram"}, wr.BarPlot: {"bar"}, wr.MediaBrowser: {"media"},
              wr.WeavePanelSummaryTable: {"table"}, wr.CustomChart: {"line_series"}}
-    panels = [p for g in grids for p in g.panels]
+    built = [p for g in grids for p in g.panels]
     specs = [p for s in spec for p in s.panels]
-    for panel, p in zip(panels, specs, strict=True):
+    for panel, p in zip(built, specs, strict=True):
         assert p.kind in kinds[type(panel)]
         panel._to_model()  # each panel serializes offline (the runsets need the API: only Report.save does that)
         assert 0 <= panel.layout.x and panel.layout.x + panel.layout.w <= 24
-    line = next(p for p in panels if isinstance(p, wr.LinePlot) and p.y == ["train/loss", "val/loss"])
+    line = next(p for p in built if isinstance(p, wr.LinePlot) and p.y == ["train/loss", "val/loss"])
     assert line.x == "trainer/global_step" and line.log_y
-    chart = next(p for p in panels if isinstance(p, wr.CustomChart))
+    chart = next(p for p in built if isinstance(p, wr.CustomChart))
     assert chart.query == {"summaryTable": {"tableKey": "bptt/latest_l0_table"}}
     assert chart.chart_name == "wandb/lineseries/v0"
     for g in grids:
         (runset,) = g.runsets
         assert (runset.entity, runset.project) == ("an-entity", "gradlab")
     analysis = [g.runsets[0] for g in grids if g.runsets[0].name == "analysis runs"]
-    assert analysis and all(r.filters == w.RUNSET_FILTERS["analysis"] for r in analysis)
+    assert analysis and all(r.filters == panels.RUNSET_FILTERS["analysis"] for r in analysis)
     # only the kinds of run that exist: no summary stage yet -> no summary table panel
-    partial = w.build_report(spec, "gradlab", "an-entity", sources=["train", "analysis", "geometry"])
+    partial = panels.build_report(spec, "gradlab", "an-entity", sources=["train", "analysis", "geometry"])
     assert not any(isinstance(p, wr.WeavePanelSummaryTable) and p.table_name == "summary/table"
                    for b in partial.blocks if isinstance(b, wr.PanelGrid) for p in b.panels)
 
@@ -334,13 +337,13 @@ def listening():
 def test_the_check_goes_through_the_proxy_wandb_would_use(no_proxy_env, listening):
     unresolvable = "https://wandb.invalid"  # never looked up: with a proxy set, only the proxy is contacted
     no_proxy_env.setenv("HTTPS_PROXY", listening)
-    assert w.proxy_for(unresolvable) == listening
-    assert w.server_reachable(unresolvable, timeout=2) is None
+    assert online.proxy_for(unresolvable) == listening
+    assert online.server_reachable(unresolvable, timeout=2) is None
     no_proxy_env.setenv("HTTPS_PROXY", CLOSED)
-    why = w.server_reachable(unresolvable, timeout=2)
+    why = online.server_reachable(unresolvable, timeout=2)
     assert why == f"cannot reach http://127.0.0.1:9 (the proxy for {unresolvable}) (Connection refused)"
     no_proxy_env.setenv("NO_PROXY", "127.0.0.1")  # a host NO_PROXY names is reached directly
-    assert w.proxy_for(listening) is None and w.server_reachable(listening, timeout=2) is None
+    assert online.proxy_for(listening) is None and online.server_reachable(listening, timeout=2) is None
 
 
 def test_the_check_is_bounded_even_when_name_lookup_hangs(no_proxy_env, monkeypatch):
@@ -351,7 +354,7 @@ def test_the_check_is_bounded_even_when_name_lookup_hangs(no_proxy_env, monkeypa
 
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(30))
     started = time.monotonic()
-    why = w.server_reachable("https://api.wandb.ai", timeout=0.5)
+    why = online.server_reachable("https://api.wandb.ai", timeout=0.5)
     assert time.monotonic() - started < 2
     assert why == "cannot reach https://api.wandb.ai:443 (no answer within 0.5 s, name lookup included)"
 
@@ -360,11 +363,12 @@ def test_an_unreadable_geometry_run_is_an_error_not_the_default_grid(study, tmp_
     """The report's geometry panels follow the run's own dims; a log that does not say them is named, not replaced
     by the defaults (whose panels would show keys the run never logged)."""
     root = tmp_path / "copy"
-    src = next(f for kind, f in w.find_offline_runs(study) if kind == "geometry")
+    src = next(f for kind, f in online.find_offline_runs(study) if kind == "geometry")
     dst = root / src.relative_to(study)
     shutil.copytree(src, dst)
     log = next(dst.glob("run-*.wandb"))
     log.write_bytes(log.read_bytes()[:7])  # the header alone: no config record
     with pytest.raises(ValueError, match="cannot read the geometry run's dims and distributions from its log"):
-        w.geometry_grid(root)
-    assert w.geometry_grid(tmp_path / "empty") == (w.DEFAULT_DIMS, w.DEFAULT_DISTRIBUTIONS)  # no geometry run at all
+        panels.geometry_grid(root)
+    no_geometry_run = tmp_path / "empty"
+    assert panels.geometry_grid(no_geometry_run) == (panels.DEFAULT_DIMS, panels.DEFAULT_DISTRIBUTIONS)

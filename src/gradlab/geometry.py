@@ -15,34 +15,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gradlab.config import ConfigError
+from gradlab.choices import Distribution
+from gradlab.config import check_geometry as check
+from gradlab.errors import ConfigError
 
-DISTRIBUTIONS = ("cube", "gaussian", "sphere")
 CHUNK_ELEMENTS = 1 << 22  # floats per sampled chunk (16 MB in float32)
-UNIT_CUBE_SCALE = {"cube": 0.5, "gaussian": 1.0, "sphere": 1.0}
-
-
-def check(distribution: str | None = None, D: int | None = None, n_pairs: int | None = None,
-          epsilon: float | None = None) -> None:
-    """ConfigError naming the bad value and what is allowed."""
-    if distribution is not None and distribution not in DISTRIBUTIONS:
-        raise ConfigError(f"distribution={distribution!r} is not a valid choice; choose one of: "
-                          f"{', '.join(DISTRIBUTIONS)}")
-    if D is not None and (not isinstance(D, int) or D < 1):
-        raise ConfigError(f"D={D!r} is out of range: must be an integer >= 1")
-    if n_pairs is not None and (not isinstance(n_pairs, int) or n_pairs < 2):
-        raise ConfigError(f"n_pairs={n_pairs!r} is out of range: must be an integer >= 2")
-    if epsilon is not None and not 0 < epsilon < 1:
-        raise ConfigError(f"epsilon={epsilon!r} is out of range: must be in (0, 1)")
+UNIT_CUBE_SCALE = {Distribution.cube: 0.5, Distribution.gaussian: 1.0, Distribution.sphere: 1.0}
 
 
 # ------------------------------------------------------------------------------------------------ sampling
 
 
 def sample(distribution: str, n: int, D: int, generator: torch.Generator, dtype=torch.float32) -> Tensor:
-    """n vectors of dimension D from one of DISTRIBUTIONS."""
+    """n vectors of dimension D from one of the Distributions."""
     check(distribution, D)
-    if distribution == "cube":
+    if distribution == Distribution.cube:
         return torch.empty(n, D, dtype=dtype).uniform_(-1, 1, generator=generator)  # one pass over memory
     x = torch.randn(n, D, generator=generator, dtype=dtype)
     if distribution == "sphere":
@@ -216,7 +203,7 @@ def angle_sd_deg(D: int, grid: int = 400_001) -> float:
 
 def dist_sq_mean_over_D(distribution: str, D: int) -> float:
     """E‖x−y‖²/D: unit cube 1/6 (the [−1, 1] samples are reported halved), gaussian 2, sphere 2/D."""
-    return {"cube": 1 / 6, "gaussian": 2.0, "sphere": 2.0 / D}[distribution]
+    return {Distribution.cube: 1 / 6, Distribution.gaussian: 2.0, Distribution.sphere: 2.0 / D}[distribution]
 
 
 def log_ball_volume(D: int, r: float = 1.0) -> float:
@@ -249,7 +236,7 @@ def shell_fraction_mc(epsilon: float, D: int, n: int, generator: torch.Generator
     the outer shell. Returns (fraction, standard error, points inside the ball); practical for small D only."""
     check(D=D, epsilon=epsilon)
     inside = in_shell = 0
-    for chunk in random_point_chunks("cube", n, D, generator):
+    for chunk in random_point_chunks(Distribution.cube, n, D, generator):
         r = torch.linalg.vector_norm(chunk.double(), dim=1)
         ball = r <= 1
         inside += int(ball.sum())

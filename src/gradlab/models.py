@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gradlab.choices import ModelName, RecurrentInit, choose
+from gradlab.config import ModelConfig
 from gradlab.tasks import TaskSpec
 
 NFG_FORGET_BIAS = 50.0  # sigmoid(50) rounds to exactly 1.0 in float32 and float64
@@ -35,13 +37,13 @@ class LayerTrace:
 class RecurrentNet(nn.Module):
     """A batch-first recurrent network (rnn | lstm | nfg_lstm) with a linear head on the last or every step."""
 
-    def __init__(self, kind: str, spec: TaskSpec, hidden_size: int, num_layers: int = 1,
-                 recurrent_init: str = "default", recurrent_gain: float = 1.0, forget_bias: float | None = None):
+    def __init__(self, kind: ModelName | str, spec: TaskSpec, hidden_size: int, num_layers: int = 1,
+                 recurrent_init: RecurrentInit | str = RecurrentInit.default, recurrent_gain: float = 1.0,
+                 forget_bias: float | None = None):
         super().__init__()
-        if kind not in ("rnn", "lstm", "nfg_lstm"):
-            raise ValueError(f"model kind {kind!r} is not one of rnn, lstm, nfg_lstm")
+        kind = choose(ModelName, "model kind", kind)
         self.kind, self.spec, self.hidden_size, self.num_layers = kind, spec, hidden_size, num_layers
-        if kind == "rnn":
+        if kind == ModelName.rnn:
             self.rnn: nn.RNNBase = nn.RNN(spec.input_size, hidden_size, num_layers, nonlinearity="tanh",
                                           batch_first=True)
         else:
@@ -64,12 +66,10 @@ class RecurrentNet(nn.Module):
         H = self.hidden_size
         for layer in range(self.num_layers):
             _, w_hh, b_ih, b_hh = self.weights(layer)
-            if init == "orthogonal":  # every gate block gain * Q: |eigenvalues| = gain, the regime is set by gain
-                for block in w_hh.split(H, dim=0):
+            if choose(RecurrentInit, "recurrent_init", init) == RecurrentInit.orthogonal:
+                for block in w_hh.split(H, dim=0):  # every gate block gain * Q: |eigenvalues| = gain
                     nn.init.orthogonal_(block, gain=gain)
-            elif init != "default":
-                raise ValueError(f"recurrent_init={init!r} is not one of default, orthogonal")
-            if self.kind == "lstm" and forget_bias is not None:
+            if self.kind == ModelName.lstm and forget_bias is not None:
                 b_ih[H:2 * H] = forget_bias
                 b_hh[H:2 * H] = 0.0
         self.freeze_forget_gate()
@@ -81,7 +81,7 @@ class RecurrentNet(nn.Module):
 
         Their gradient is exactly zero, so only weight decay can move them; resetting keeps them out of it.
         """
-        if self.kind != "nfg_lstm":
+        if self.kind != ModelName.nfg_lstm:
             return
         H = self.hidden_size
         for layer in range(self.num_layers):
@@ -131,7 +131,7 @@ class RecurrentNet(nn.Module):
             h, c = h0[layer], c0[layer]
             for t in range(T):
                 a = xw[:, t] + h @ w_hh.T + b_hh
-                if self.kind == "rnn":
+                if self.kind == ModelName.rnn:
                     h = self.rnn_activation(a)
                 else:
                     i, f, g, o = a.chunk(4, dim=1)
@@ -140,7 +140,7 @@ class RecurrentNet(nn.Module):
                 if record:
                     trace.x.append(inp[:, t])
                     trace.a.append(a)
-                    if self.kind != "rnn":
+                    if self.kind != ModelName.rnn:
                         trace.c.append(c)
                 trace.h.append(h)
             traces.append(trace)
@@ -148,7 +148,7 @@ class RecurrentNet(nn.Module):
         return self.readout(inp), traces
 
 
-def build_model(model_cfg, spec: TaskSpec) -> RecurrentNet:
+def build_model(model: ModelConfig, spec: TaskSpec) -> RecurrentNet:
     """A RecurrentNet from the `model` config group."""
-    return RecurrentNet(model_cfg.name, spec, model_cfg.hidden_size, model_cfg.num_layers,
-                        model_cfg.recurrent_init, model_cfg.recurrent_gain, model_cfg.get("forget_bias"))
+    return RecurrentNet(model.name, spec, model.hidden_size, model.num_layers, model.recurrent_init,
+                        model.recurrent_gain, model.forget_bias)

@@ -3,33 +3,37 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from gradlab.choices import ClipMode, OptimizerName
+from gradlab.config import OptimConfig, TrainConfig, as_dict
 from gradlab.models import build_model
-from gradlab.tasks import task_spec
 
 SOLVED_FRACTION = 0.01  # "solved": loss below 1% of the memoryless baseline (science.md section 3)
 
-
-def _as_config(cfg: Any) -> DictConfig:
-    return cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+OPTIMIZERS: dict[OptimizerName, Callable[[Iterable[Tensor], OptimConfig], torch.optim.Optimizer]] = {
+    OptimizerName.adam: lambda params, o: torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay),
+    OptimizerName.adamw: lambda params, o: torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay),
+    OptimizerName.sgd: lambda params, o: torch.optim.SGD(params, lr=o.lr, momentum=o.momentum,
+                                                         weight_decay=o.weight_decay),
+}
 
 
 class RecurrentModule(pl.LightningModule):
     """Trains a RecurrentNet on a synthetic task and logs train/*, val/*, test/* and grad/* per optimizer step."""
 
-    def __init__(self, cfg: dict[str, Any]):
+    def __init__(self, cfg: TrainConfig):
         super().__init__()
-        self.save_hyperparameters(cfg)  # the resolved run config: checkpoints can rebuild the model from it
-        self.cfg = _as_config(cfg)
-        self.spec = task_spec(self.cfg.task)
-        self.model = build_model(self.cfg.model, self.spec)
+        self.save_hyperparameters(as_dict(cfg))  # the resolved run config: checkpoints can rebuild the model from it
+        self.cfg = cfg
+        self.spec = cfg.task.spec()
+        self.model = build_model(cfg.model, self.spec)
         self.status = "running"
         self.diverged_at_step: int | None = None
         self.diverged_reason: str | None = None
@@ -78,7 +82,7 @@ class RecurrentModule(pl.LightningModule):
                                     gradient_clip_algorithm: str | None = None) -> None:
         """Clip through Lightning, and log the total gradient norm before and after, and whether clipping fired."""
         grads = [p.grad for p in self.parameters() if p.grad is not None]
-        pre = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))).item()
+        pre = torch.nn.utils.get_total_norm(grads).item()
         if not math.isfinite(pre) or self.status == "diverged":
             self.log_dict({"grad/norm_preclip": pre, "grad/norm_postclip": pre, "grad/clipped": 0.0})
             for p in self.parameters():
@@ -87,35 +91,48 @@ class RecurrentModule(pl.LightningModule):
             return
         clipped = False
         if gradient_clip_val is not None:
-            if gradient_clip_algorithm == "norm":
+            if gradient_clip_algorithm == ClipMode.norm:
                 clipped = pre > gradient_clip_val
             else:
                 clipped = max(g.abs().max().item() for g in grads) > gradient_clip_val
             self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
-        post = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))).item() if clipped else pre
+        post = torch.nn.utils.get_total_norm(grads).item() if clipped else pre
         self.clip_count += int(clipped)
         self.max_norm_preclip = max(self.max_norm_preclip, pre)
         self.log_dict({"grad/norm_preclip": pre, "grad/norm_postclip": post, "grad/clipped": float(clipped)})
-        limit = self.cfg.trainer.get("explode_threshold")
+        limit = self.cfg.trainer.explode_threshold
         if limit is not None and post > limit:  # exploded: the step that would be applied is this large
             for p in self.parameters():
                 p.grad = None
             self.diverge(f"gradient norm {post:.3g} > trainer.explode_threshold={limit:g}")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        o = self.cfg.optim
-        if o.name == "adam":
-            optimizer = torch.optim.Adam(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-        elif o.name == "adamw":
-            optimizer = torch.optim.AdamW(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-        elif o.name == "sgd":
-            optimizer = torch.optim.SGD(self.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-        else:
-            raise ValueError(f"optim.name={o.name!r} is not one of adam, adamw, sgd")
+        optimizer = OPTIMIZERS[self.cfg.optim.name](self.parameters(), self.cfg.optim)
         # NFG: f == 1 exactly, also under weight decay. A step post-hook resets the forget rows inside
         # optimizer.step(), before any callback (the probe, a checkpoint) can see the weights the step left.
         optimizer.register_step_post_hook(lambda *_: self.model.freeze_forget_gate())
         return optimizer
+
+    def finish(self) -> None:
+        """Training is over (before test and the final checkpoint, which records it): a run that did not diverge
+        completed."""
+        if self.status == "running":
+            self.status = "completed"
+
+    def summary(self, test_loss: float, test_acc: float | None, baseline: dict[str, float]) -> dict[str, Any]:
+        """The run's metrics.json: how it ended, its test loss against the memoryless baseline, clipping."""
+        # optimizer steps applied: Lightning counts the skipped step of a non-finite loss too
+        steps = self.diverged_at_step if self.status == "diverged" else self.global_step
+        return {
+            "status": self.status, "steps": steps, "test_loss": test_loss,
+            "test_acc": None if test_acc is None else float(test_acc),
+            "baseline_loss": self.spec.baseline_loss, "baseline_loss_empirical": baseline["baseline/loss_empirical"],
+            "baseline_acc": self.spec.baseline_accuracy, "test_loss_rel_baseline": test_loss / self.spec.baseline_loss,
+            "solved": bool(test_loss < SOLVED_FRACTION * self.spec.baseline_loss) and self.status == "completed",
+            "solved_at_step": self.solved_at_step, "diverged_at_step": self.diverged_at_step,
+            "diverged_reason": self.diverged_reason, "clip_fraction": self.clip_count / steps if steps else 0.0,
+            "grad_norm_preclip_max": self.max_norm_preclip,
+        }
 
     # ------------------------------------------------------------------------------------------ evaluation
 

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gradlab.tasks import atomic_write_bytes  # noqa: E402
+from gradlab.runfolder import atomic_write_bytes  # noqa: E402
 
 
 def save(fig: plt.Figure, path: Path) -> Path:
@@ -66,22 +66,6 @@ def heatmap(rows: pd.DataFrame, quantity: str, layer: int, title: str, path: Pat
     ax.set_ylabel("training step (probe)")
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, label=f"log10 {quantity}")
-    return save(fig, path)
-
-
-def learning_curve(csv_path: Path, title: str, path: Path, baseline: float) -> Path:
-    """train/loss and val/loss against the optimizer step, with the memoryless baseline."""
-    df = pd.read_csv(csv_path)
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for key, style in (("train/loss", "-"), ("val/loss", "o-")):
-        if key in df:
-            d = df[["step", key]].dropna()
-            ax.plot(d.step, d[key], style, ms=3, lw=1, label=key)
-    ax.axhline(baseline, color="gray", ls="--", lw=1, label="memoryless baseline")
-    ax.set_yscale("log")
-    ax.set_xlabel("optimizer step")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
     return save(fig, path)
 
 

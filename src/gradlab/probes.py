@@ -28,8 +28,10 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from gradlab.choices import ModelName
+from gradlab.config import ProbeConfig
 from gradlab.models import LayerTrace, RecurrentNet
-from gradlab.tasks import atomic_write_bytes
+from gradlab.runfolder import Probed, atomic_write_bytes
 
 HORIZON_FRACTION = 1e-3  # the horizon ends where ‖∂L/∂h_t‖ falls below this fraction of its last-step value
 QUANTITIES = ("dL_dh_norm", "dL_dc_norm", "dW_hh_norm", "dW_ih_norm", "forget_gate_mean", "tanh_deriv_mean")
@@ -82,7 +84,7 @@ def bptt_probe(model: RecurrentNet, x: Tensor, loss_fn: LossFn, h0: Tensor | Non
             "dW_ih_norm": dW["W_ih"].flatten(1).norm(dim=1),
         }
         a = torch.stack(trace.a).detach()  # (T, B, G·H)
-        if model.kind == "rnn":
+        if model.kind == ModelName.rnn:
             d = activation_derivative(model, a)  # tanh'(a_t), or whatever elementwise activation the model has
             curves["tanh_deriv_mean"] = d.abs().mean(dim=(1, 2))
             curves["_deriv_sq_mean"] = d.square().mean(dim=(1, 2))  # for the mean-field prediction
@@ -141,7 +143,7 @@ def predicted_decay_rate(model: RecurrentNet, curves: dict[str, Tensor], layer: 
     χ_s = (‖W_hh‖_F² / H) · mean φ'(a_s)², so the rate is ½ · mean_s ln χ_s (exact for the linear RNN with
     W_hh = αQ, where it is ln α). lstm/nfg: the cell path's direct factor f_t, so mean_t ln mean f_t (0 for the nfg).
     """
-    if model.kind == "rnn":
+    if model.kind == ModelName.rnn:
         w_hh = model.weights(layer)[1].detach().double()
         gain = w_hh.square().sum() / w_hh.shape[1]
         return float(0.5 * (gain * curves["_deriv_sq_mean"]).log().mean())
@@ -164,7 +166,7 @@ def derived_scalars(model: RecurrentNet, layers: list[dict[str, Tensor]]) -> dic
              "decay_rate_predicted": predicted_decay_rate(model, curves, layer)}
         if "dL_dc_norm" in curves:
             s["decay_rate_c"] = decay_rate(curves["dL_dc_norm"])
-        if model.kind == "rnn":
+        if model.kind == ModelName.rnn:
             s["decay_rate_bound"] = decay_rate_bound(model, curves, layer)
             w_hh = model.weights(layer)[1].detach().double()
             s["W_hh_spectral_norm"] = float(torch.linalg.matrix_norm(w_hh, ord=2))
@@ -207,6 +209,12 @@ class BPTTProbe(pl.Callback):
         self.last_scalars: dict[str, float] | None = None
         self.probe_ms: list[float] = []
 
+    @classmethod
+    def of_validation(cls, dm: Any, probe: ProbeConfig) -> BPTTProbe:
+        """Probing the first probe.batch_size validation sequences of a SequenceData."""
+        x_val, y_val = dm.splits["val"].tensors
+        return cls(x_val[:probe.batch_size], y_val[:probe.batch_size], probe.every_n_steps)
+
     def run(self, trainer: pl.Trainer, module: pl.LightningModule) -> ProbeResult:
         step = trainer.global_step
         x, y = self.x.to(module.device), self.y.to(module.device)
@@ -246,12 +254,12 @@ class BPTTProbe(pl.Callback):
         self.steps, self.last_scalars = list(state["steps"]), state["last_scalars"]
 
 
-def write_probe_outputs(out_dir: Path, rows: list[tuple], title: str) -> tuple[pd.DataFrame, dict[str, Path]]:
+def write_probe_outputs(out: Probed, rows: list[tuple], title: str) -> tuple[pd.DataFrame, dict[str, Path]]:
     """bptt.csv (step, layer, t, quantity, value) and the figures: norm vs t per probe, heatmap over training."""
     from gradlab import plots
 
     df = pd.DataFrame(rows, columns=["step", "layer", "t", "quantity", "value"])
-    atomic_write_bytes(out_dir / "bptt.csv", df.to_csv(index=False).encode())
+    atomic_write_bytes(out.bptt, df.to_csv(index=False).encode())
     figures: dict[str, Path] = {}
     for layer in sorted(df.layer.unique()):
         for quantity in ("dL_dh_norm", "dL_dc_norm"):
@@ -259,7 +267,7 @@ def write_probe_outputs(out_dir: Path, rows: list[tuple], title: str) -> tuple[p
                 continue
             name = f"{quantity}_l{layer}"
             figures[f"bptt_{name}"] = plots.norm_vs_t(df, quantity, layer, f"{title}: {quantity}, layer {layer}",
-                                                      out_dir / "figures" / f"bptt_{name}.png")
+                                                      out.figures / f"bptt_{name}.png")
             figures[f"bptt_heatmap_{name}"] = plots.heatmap(df, quantity, layer, f"{title}: {quantity}",
-                                                            out_dir / "figures" / f"bptt_heatmap_{name}.png")
+                                                            out.figures / f"bptt_heatmap_{name}.png")
     return df, figures

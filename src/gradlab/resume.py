@@ -12,22 +12,18 @@ import csv
 import io
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
 
-from gradlab.config import ConfigError
-from gradlab.tasks import DataError, atomic_write_bytes
+from gradlab.config import TrainConfig, as_dict
+from gradlab.errors import ConfigError
+from gradlab.runfolder import RunFolder, atomic_write_bytes
 
-LAST, FINAL = "last.ckpt", "model.ckpt"
 MAY_DIFFER = ("trainer.max_steps", "resume")  # a resumed run may train for longer; everything else must match
-# keys added to the config after runs were made: a checkpoint without them ran with these values
-ADDED_KEYS = {"trainer.strategy": "auto", "trainer.num_nodes": 1}
-LOCK = ".lock"
 CSV_ROWS = "gradlab_csv_rows"
-OUTPUTS = (LAST, FINAL, "metrics.json", "metrics.csv", "bptt.csv", "run_info.json", "hparams.yaml")
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -55,74 +51,34 @@ def read_checkpoint(path: Path, hint: str = "delete it or use resume=false to st
         raise ConfigError(f"checkpoint {path} is unreadable ({type(err).__name__}); {hint}") from None
 
 
-def resume_from(cfg: DictConfig) -> tuple[Path, int, int] | None:
-    """(checkpoint, its step, metrics.csv rows then) to resume from; None: a fresh start.
+@dataclass(frozen=True)
+class Resume:
+    """Where an interrupted (or shorter) earlier run of this folder stands."""
 
-    ConfigError if the folder holds a run with another config."""
-    run_dir = Path(cfg.runs_dir) / cfg.run_name
+    checkpoint: Path
+    step: int
+    csv_rows: int  # metrics.csv rows logged when the checkpoint was written
+
+
+def resume_from(cfg: TrainConfig) -> Resume | None:
+    """The checkpoint to resume from; None: a fresh start. ConfigError if the folder holds a run with another
+    config."""
+    folder = RunFolder.of(cfg.runs_dir, cfg.run_name)
     if not cfg.resume:
         return None
-    for name in (LAST, FINAL):
-        path = run_dir / name
+    for path in (folder.last_ckpt, folder.final_ckpt):
         if path.is_file():
             ckpt = read_checkpoint(path)
             saved = ckpt.get("hyper_parameters")
             if not isinstance(saved, dict) or "loops" not in ckpt:
                 raise ConfigError(f"checkpoint {path} is not a gradlab training checkpoint; use resume=false "
                                   f"or another run_name=")
-            saved = _with_added_keys(saved)
-            diff = config_differences(saved, OmegaConf.to_container(cfg, resolve=True), MAY_DIFFER)
+            diff = config_differences(saved, as_dict(cfg), MAY_DIFFER)
             if diff:
-                raise ConfigError(f"{run_dir} holds a run with another config ({'; '.join(diff)}); use another "
+                raise ConfigError(f"{folder.path} holds a run with another config ({'; '.join(diff)}); use another "
                                   f"run_name= or resume=false to overwrite it")
-            return path, int(ckpt.get("global_step", 0)), int(ckpt.get(CSV_ROWS, 0))
+            return Resume(path, int(ckpt.get("global_step", 0)), int(ckpt.get(CSV_ROWS, 0)))
     return None
-
-
-def _with_added_keys(saved: dict[str, Any]) -> dict[str, Any]:
-    """A saved config from before ADDED_KEYS existed, as it would read now (nested dicts, copied)."""
-    import copy
-
-    saved = copy.deepcopy(saved)
-    for dotted, value in ADDED_KEYS.items():
-        *parents, leaf = dotted.split(".")
-        node = saved
-        for key in parents:
-            node = node.setdefault(key, {}) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.setdefault(leaf, value)
-    return saved
-
-
-class RunFolderBusy(DataError):
-    """Another live process is writing the same run folder."""
-
-
-def hold_run_dir(run_dir: Path) -> Any:
-    """Claim runs/<run_name>/ for this process: an exclusive lock on its .lock file, held until the returned file
-    is closed or the process ends (a killed run leaves no stale lock). Two processes writing one folder, e.g. jobs
-    of a parallel sweep that differ only in a key the run name does not show, would mix their files: the second
-    stops with one line instead."""
-    import fcntl
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(run_dir / LOCK, "a")  # noqa: SIM115 -- held open for the whole run
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise RunFolderBusy(f"{run_dir} is being written by another running process (e.g. another job of the same "
-                            f"sweep with the same run name): give each run its own run_name=") from None
-    return handle
-
-
-def clear_outputs(run_dir: Path) -> None:
-    """A fresh start in a used folder: drop the old run's files (its wandb runs stay, they are history)."""
-    import shutil
-
-    for name in OUTPUTS:
-        (run_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / "figures", ignore_errors=True)
 
 
 def csv_rows(path: Path) -> int:

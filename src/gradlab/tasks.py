@@ -1,33 +1,22 @@
-"""Synthetic long-range-dependency tasks: pure generators, their memoryless baselines, and validated storage.
+"""Synthetic long-range-dependency tasks: each a config dataclass that knows its spec and generates its data.
 
-Every generator is a pure function of (seed, seq_len, n) -> (inputs, targets); `save_split`/`load_split` keep the
-tensors under data/<task>/T<seq_len>/ with a manifest (shapes, dtypes, seed, sha256) that loading checks.
+A task is a pure function of (seed, n) -> (inputs, targets) given its fields; `spec()` says what a model needs
+(input/output sizes, the sequence length fed, the loss of the best memoryless guess, science.md section 3). The
+`task` config group's files (conf/task/<name>.yaml) name these classes as their schema.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import math
-import os
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
+from omegaconf import MISSING
 
-SPLITS = ("train", "val", "test")
-# Offsets so that the three splits of one data seed never share a random stream.
-_SPLIT_OFFSET = {"train": 0, "val": 1_000_003, "test": 2_000_006}
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+from gradlab.errors import ConfigError, out_of_range
 
-
-class DataError(RuntimeError):
-    """A data file that is missing, corrupt, or does not match the config; the message says which and why."""
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -46,27 +35,115 @@ class TaskSpec:
     baseline_accuracy: float | None  # accuracy of that guess, for classification tasks
 
 
-def task_spec(task: Any) -> TaskSpec:
-    """The TaskSpec of a task config (a DictConfig or anything with the same attributes)."""
-    T = int(task.seq_len)
-    if task.name == "adding":
-        # Predicting the mean, 1, has MSE Var(X1 + X2) = 2/12 = 1/6.
-        return TaskSpec("adding", T, T, 2, 1, "regression", False, False, 1 / 6, None)
-    if task.name == "copy":
-        n_sym, k = int(task.n_symbols), int(task.copy_len)
-        # Memoryless: predict blank for the first T+k steps (free), uniform over symbols for the last k.
+@dataclass
+class Task:
+    """The `task` config group: a name, the dependency length T, and the task's own fields (subclasses)."""
+
+    name: str = MISSING
+    seq_len: int = 100
+
+    def __post_init__(self) -> None:
+        if self.seq_len < 2:
+            raise out_of_range("task.seq_len", self.seq_len, "an integer >= 2")
+
+    def spec(self) -> TaskSpec:
+        raise NotImplementedError
+
+    def generate(self, seed: int, n: int) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        """The task as plain data (the data set's manifest records it)."""
+        return asdict(self)
+
+
+@dataclass
+class AddingTask(Task):
+    """Adding problem (Le 2015 / Arjovsky 2016): values U[0,1] and a marker channel with one 1 in each half; the
+    target is the sum of the two marked values."""
+
+    name: str = "adding"
+
+    def spec(self) -> TaskSpec:
+        # predicting the mean, 1, has MSE Var(X1 + X2) = 2/12 = 1/6
+        return TaskSpec(self.name, self.seq_len, self.seq_len, 2, 1, "regression", False, False, 1 / 6, None)
+
+    def generate(self, seed: int, n: int) -> tuple[Tensor, Tensor]:
+        return generate_adding(seed, self.seq_len, n)
+
+
+@dataclass
+class CopyTask(Task):
+    """Copy / memory task (Arjovsky 2016): copy_len symbols of n_symbols, seq_len - 1 blanks, a delimiter, then
+    copy_len blanks; the model must output the symbols in the last copy_len steps. Length seq_len + 2·copy_len."""
+
+    name: str = "copy"
+    copy_len: int = 10
+    n_symbols: int = 8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.copy_len < 1:
+            raise out_of_range("task.copy_len", self.copy_len, "an integer >= 1")
+        if self.n_symbols < 2:
+            raise out_of_range("task.n_symbols", self.n_symbols, "an integer >= 2")
+
+    def spec(self) -> TaskSpec:
+        # memoryless: blank for the first T + k steps (free), uniform over the symbols for the last k
+        T, k, n = self.seq_len, self.copy_len, self.n_symbols
         total = T + 2 * k
-        return TaskSpec("copy", T, total, n_sym + 2, n_sym + 1, "classification", True, True,
-                        k * math.log(n_sym) / total, (T + k + k / n_sym) / total)
-    if task.name == "first_token":
-        K = int(task.n_classes)
-        return TaskSpec("first_token", T, T, K + int(task.n_distractors), K, "classification", False, True,
-                        math.log(K), 1 / K)
-    raise ValueError(f"task.name={task.name!r} is not one of adding, copy, first_token")
+        return TaskSpec(self.name, T, total, n + 2, n + 1, "classification", True, True, k * math.log(n) / total,
+                        (T + k + k / n) / total)
+
+    def generate(self, seed: int, n: int) -> tuple[Tensor, Tensor]:
+        return generate_copy(seed, self.seq_len, n, self.copy_len, self.n_symbols)
+
+
+@dataclass
+class FirstTokenTask(Task):
+    """First-token classification: the class token (one of n_classes) at t=0, random distractor tokens after it;
+    the model must name the class at the last step."""
+
+    name: str = "first_token"
+    n_classes: int = 4
+    n_distractors: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_classes < 2:
+            raise out_of_range("task.n_classes", self.n_classes, "an integer >= 2")
+        if self.n_distractors < 1:
+            raise out_of_range("task.n_distractors", self.n_distractors, "an integer >= 1")
+
+    def spec(self) -> TaskSpec:
+        K = self.n_classes
+        return TaskSpec(self.name, self.seq_len, self.seq_len, K + self.n_distractors, K, "classification", False,
+                        True, math.log(K), 1 / K)
+
+    def generate(self, seed: int, n: int) -> tuple[Tensor, Tensor]:
+        return generate_first_token(seed, self.seq_len, n, self.n_classes, self.n_distractors)
+
+
+# a dataclass's default is its class attribute: AddingTask.name == "adding"
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (AddingTask, CopyTask, FirstTokenTask)}
+
+
+def task_from(params: dict[str, Any]) -> Task:
+    """A task from plain data (a saved config, a manifest); ConfigError naming the choices for an unknown name."""
+    cls = TASKS.get(params.get("name"))
+    if cls is None:
+        raise ConfigError(f"task.name={params.get('name')!r} is not a valid choice; choose one of: "
+                          f"{', '.join(TASKS)}")
+    return cls(**params)
+
+
+# ------------------------------------------------------------------------------------------------ generators
 
 
 def generate_adding(seed: int, seq_len: int, n: int) -> tuple[Tensor, Tensor]:
     """Adding problem: x[..., 0] ~ U[0,1], x[..., 1] marks one step in each half; y = sum of the marked values."""
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     values = torch.rand(n, seq_len, generator=g)
     half = seq_len // 2
@@ -83,6 +160,8 @@ def generate_adding(seed: int, seq_len: int, n: int) -> tuple[Tensor, Tensor]:
 
 def generate_copy(seed: int, seq_len: int, n: int, copy_len: int = 10, n_symbols: int = 8) -> tuple[Tensor, Tensor]:
     """Copy task: symbols 1..n_symbols, blank 0, delimiter n_symbols+1; the target repeats the symbols at the end."""
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     total = seq_len + 2 * copy_len
     symbols = torch.randint(1, n_symbols + 1, (n, copy_len), generator=g)
@@ -97,6 +176,8 @@ def generate_copy(seed: int, seq_len: int, n: int, copy_len: int = 10, n_symbols
 def generate_first_token(seed: int, seq_len: int, n: int, n_classes: int = 4, n_distractors: int = 4
                          ) -> tuple[Tensor, Tensor]:
     """First-token classification: class token at t=0 (0..K-1), distractor tokens (K..K+n_distractors-1) after."""
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(0, n_classes, (n,), generator=g)
     x = torch.randint(n_classes, n_classes + n_distractors, (n, seq_len), generator=g)
@@ -104,19 +185,10 @@ def generate_first_token(seed: int, seq_len: int, n: int, n_classes: int = 4, n_
     return x, y
 
 
-def generate(task: Any, seed: int, n: int) -> tuple[Tensor, Tensor]:
-    """Dispatch on the task config."""
-    if task.name == "adding":
-        return generate_adding(seed, task.seq_len, n)
-    if task.name == "copy":
-        return generate_copy(seed, task.seq_len, n, task.copy_len, task.n_symbols)
-    if task.name == "first_token":
-        return generate_first_token(seed, task.seq_len, n, task.n_classes, task.n_distractors)
-    raise ValueError(f"task.name={task.name!r} is not one of adding, copy, first_token")
-
-
 def empirical_baseline(spec: TaskSpec, y_train: Tensor, y_eval: Tensor) -> float:
     """Loss on y_eval of the best input-independent guess fitted on y_train (checks the analytic baseline)."""
+    import torch
+
     if spec.kind == "regression":
         return float(((y_eval - y_train.mean()) ** 2).mean())
     n_classes = spec.output_size
@@ -127,121 +199,3 @@ def empirical_baseline(spec: TaskSpec, y_train: Tensor, y_eval: Tensor) -> float
     counts = torch.bincount(y_train, minlength=n_classes).double() + 1e-12
     logp = (counts / counts.sum()).log()
     return float(-logp[y_eval].mean())
-
-
-# ------------------------------------------------------------------------------------------------ storage
-
-
-def data_dir(root: str | Path, task: Any) -> Path:
-    """data/<task>/T<seq_len>/ — fixed, named by what it holds."""
-    return Path(root) / task.name / f"T{task.seq_len}"
-
-
-def task_params(task: Any) -> dict[str, Any]:
-    """The task config as plain data, for the manifest."""
-    keys = ("name", "seq_len", "copy_len", "n_symbols", "n_classes", "n_distractors")
-    return {k: task[k] for k in keys if k in task}
-
-
-def _sha256(blob: bytes) -> str:
-    return hashlib.sha256(blob).hexdigest()
-
-
-def atomic_write_bytes(path: Path, blob: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: a killed writer never leaves a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_dataset(root: str | Path, task: Any, sizes: dict[str, int], seed: int) -> Path:
-    """Generate and save train/val/test of a task; the manifest is written last, so it marks a complete set."""
-    out = data_dir(root, task)
-    manifest: dict[str, Any] = {"task": task_params(task), "seed": seed, "splits": {}}
-    for split in SPLITS:
-        x, y = generate(task, seed + _SPLIT_OFFSET[split], sizes[split])
-        if x.dtype == torch.long:  # tokens are small: store them compactly
-            x = x.to(torch.uint8)
-        if y.dtype == torch.long:
-            y = y.to(torch.uint8)
-        buf = io.BytesIO()
-        torch.save({"x": x, "y": y}, buf)
-        blob = buf.getvalue()
-        atomic_write_bytes(out / f"{split}.pt", blob)
-        manifest["splits"][split] = {
-            "file": f"{split}.pt", "n": sizes[split], "sha256": _sha256(blob),
-            "x_shape": list(x.shape), "x_dtype": str(x.dtype), "y_shape": list(y.shape), "y_dtype": str(y.dtype),
-        }
-    atomic_write_bytes(out / "manifest.json", json.dumps(manifest, indent=1).encode())
-    return out
-
-
-def read_manifest(root: str | Path, task: Any) -> dict[str, Any]:
-    """The manifest of data/<task>/T<seq_len>/, checked against the task config."""
-    path = data_dir(root, task) / "manifest.json"
-    if not path.exists():
-        raise DataError(f"no data set at {path.parent}: run `python pipelines/generate.py task={task.name} "
-                        f"task.seq_len={task.seq_len}` (or `dvc repro`)")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path} is not valid JSON ({err}); delete {path.parent} and regenerate it") from err
-    if manifest.get("task") != task_params(task):
-        raise DataError(f"{path} was made for task {manifest.get('task')}, not {task_params(task)}; "
-                        f"delete {path.parent} and regenerate it")
-    return manifest
-
-
-def load_split(root: str | Path, task: Any, split: str) -> tuple[Tensor, Tensor]:
-    """Load one split, checking checksum, shapes and dtypes against the manifest; DataError if anything is off."""
-    if split not in SPLITS:
-        raise ValueError(f"split={split!r} is not one of {', '.join(SPLITS)}")
-    manifest = read_manifest(root, task)
-    entry = manifest["splits"][split]
-    path = data_dir(root, task) / entry["file"]
-    if not path.exists():
-        raise DataError(f"{path} is missing; delete {path.parent} and regenerate it")
-    blob = path.read_bytes()
-    if _sha256(blob) != entry["sha256"]:
-        raise DataError(f"{path} is corrupt (sha256 does not match its manifest); delete {path.parent} "
-                        "and regenerate it")
-    data = torch.load(io.BytesIO(blob), weights_only=True)
-    x, y = data["x"], data["y"]
-    for name, t in (("x", x), ("y", y)):
-        if list(t.shape) != entry[f"{name}_shape"] or str(t.dtype) != entry[f"{name}_dtype"]:
-            raise DataError(f"{path}: {name} has shape {list(t.shape)} {t.dtype}, manifest says "
-                            f"{entry[f'{name}_shape']} {entry[f'{name}_dtype']}")
-    spec = task_spec(task)
-    if x.shape[1] != spec.total_len:
-        raise DataError(f"{path}: sequences have length {x.shape[1]}, task needs {spec.total_len}")
-    if x.dtype == torch.uint8:
-        x = x.long()
-    if y.dtype == torch.uint8:
-        y = y.long()
-    return x, y
-
-
-def ensure_dataset(root: str | Path, task: Any, sizes: dict[str, int], seed: int) -> tuple[Path, bool]:
-    """Use data/<task>/T<seq_len>/ when it matches (task, sizes, seed); generate it when absent.
-
-    Returns (folder, generated). A folder made for other sizes or another seed is an error, not overwritten.
-    """
-    out = data_dir(root, task)
-    if not (out / "manifest.json").exists():
-        return write_dataset(root, task, sizes, seed), True
-    manifest = read_manifest(root, task)
-    have = {s: manifest["splits"][s]["n"] for s in SPLITS}
-    if have != sizes or manifest["seed"] != seed:
-        raise DataError(f"{out} holds sizes {have} with data seed {manifest['seed']}, but the config asks for "
-                        f"{sizes} with seed {seed}; regenerate it (python pipelines/generate.py ...) or use "
-                        "data_dir=<another folder>")
-    return out, False

@@ -6,20 +6,19 @@ unless the user asked for online, and never blocking on the network.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 
-from gradlab.tasks import atomic_write_bytes
+from gradlab.config import LoggerConfig
 
 # Lightning's banner lines (GPU available, tips) and known-harmless warnings would bury the lines that matter.
 logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
@@ -36,7 +35,7 @@ def wandb_mode(configured: str) -> str:
 
 def wandb_reachable(timeout: float = 2.0) -> str | None:
     """None if the server wandb would use (WANDB_BASE_URL, its settings, its default) accepts a TCP connection."""
-    from gradlab.wandb_report import server_reachable, wandb_base_url
+    from gradlab.wandb_online import server_reachable, wandb_base_url
 
     return server_reachable(wandb_base_url(), timeout)
 
@@ -45,28 +44,27 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-def _start_wandb(cfg: Any, run_dir: Path, config: dict[str, Any], mode: str) -> WandbLogger:
+def _start_wandb(logger: LoggerConfig, name: str, save_dir: Path, config: dict[str, Any], mode: str) -> WandbLogger:
     import wandb
 
     os.environ["WANDB_MODE"] = mode  # the mode settled here; wandb would also read an inherited (even empty) one
-    logger = WandbLogger(
-        project=cfg.logger.project, entity=cfg.logger.entity, name=cfg.run_name, save_dir=str(run_dir),
-        mode=mode, config=config, settings=wandb.Settings(init_timeout=30, console="off"),
-    )
+    run = WandbLogger(project=logger.project, entity=logger.entity, name=name, save_dir=str(save_dir), mode=mode,
+                      config=config, settings=wandb.Settings(init_timeout=30, console="off"))
     # Lightning 2.6 always passes anonymous=None, which wandb >= 0.2x answers with a deprecation warning
-    logger._wandb_init.pop("anonymous", None)
-    logger.experiment  # noqa: B018 -- start the run now, where a failure can still be handled
-    return logger
+    run._wandb_init.pop("anonymous", None)
+    run.experiment  # noqa: B018 -- start the run now, where a failure can still be handled
+    return run
 
 
-def make_loggers(cfg: Any, run_dir: Path, config: dict[str, Any]) -> list[Logger]:
-    """CSV into the run folder (metrics.csv), and a wandb run (offline by default) with the resolved config.
+def make_loggers(logger: LoggerConfig, name: str, save_dir: Path, config: dict[str, Any],
+                 csv: bool = True) -> list[Logger]:
+    """CSV into save_dir (metrics.csv), and a wandb run named `name` (offline by default) with the config.
 
     Never blocks on a network that is not there: online mode first checks that the server answers (2 s) and
     logs offline instead if not; a wandb that fails to start at all leaves the run with its local files.
     """
-    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name=None, version="")]
-    mode = wandb_mode(cfg.logger.mode)
+    loggers: list[Logger] = [CSVLogger(save_dir=str(save_dir), name=None, version="")] if csv else []
+    mode = wandb_mode(logger.mode)
     if mode == "disabled":
         return loggers
     os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
@@ -76,12 +74,28 @@ def make_loggers(cfg: Any, run_dir: Path, config: dict[str, Any]) -> list[Logger
         mode = "offline"
     for attempt in (mode, "offline") if mode == "online" else (mode,):
         try:
-            loggers.append(_start_wandb(cfg, run_dir, config, attempt))
+            loggers.append(_start_wandb(logger, name, save_dir, config, attempt))
             return loggers
         except Exception as err:  # wandb's service crashed, no API key, a broken install: keep the local files
             _warn(f"wandb ({attempt}) failed to start ({type(err).__name__}: {str(err).strip()[:120]})")
-    _warn("continuing without wandb; metrics.csv and metrics.json hold the records")
+    _warn("continuing without wandb; " + ("metrics.csv and metrics.json hold the records" if csv else
+                                          "the local files hold the records"))
     return loggers
+
+
+def log_once(logger: LoggerConfig, name: str, save_dir: Path, config: dict[str, Any],
+             payload: Callable[[Any], dict[str, Any]]) -> str | None:
+    """A wandb run that logs one payload and ends (the geometry and summary stages): `payload(wandb)` builds it.
+    Returns the run's folder, or None when wandb is disabled or did not start."""
+    runs = make_loggers(logger, name, save_dir, config, csv=False)
+    if not runs:
+        return None
+    import wandb
+
+    runs[0].experiment.log(payload(wandb))
+    where = wandb_run_dir(runs)
+    finish_loggers(runs)
+    return where
 
 
 def wandb_run_dir(loggers: list[Logger]) -> str | None:
@@ -98,19 +112,6 @@ def finish_loggers(loggers: list[Logger]) -> None:
         logger.save()
         if isinstance(logger, WandbLogger):
             logger.experiment.finish()
-
-
-def finite_or_none(value: Any) -> Any:
-    """JSON has no NaN/inf: a non-finite number is written as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Atomic JSON write (temp file + rename), non-finite floats as null."""
-    clean = {k: finite_or_none(v) for k, v in data.items()}
-    atomic_write_bytes(path, (json.dumps(clean, indent=1, sort_keys=True) + "\n").encode())
 
 
 class PlainProgress(pl.Callback):

@@ -1,4 +1,5 @@
-"""The reference experiment of the geometry stage: tables, figures and a wandb run in results/geometry/."""
+"""Stage `geometry`: the seed's high-dimensional experiment against exact theory -> results/geometry/ (a table,
+six figures and a wandb run)."""
 
 from __future__ import annotations
 
@@ -10,26 +11,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from gradlab import geometry as g
 from gradlab import plots
-from gradlab.tasks import atomic_write_bytes
-from gradlab.tracking import finish_loggers, make_loggers, wandb_run_dir
+from gradlab.choices import Distribution
+from gradlab.config import GeometryConfig, as_dict
+from gradlab.runfolder import atomic_write_bytes
+from gradlab.tracking import log_once
 
 COLUMNS = ["distribution", "D", "statistic", "value", "theory"]
-EXACT_ANGLES = ("gaussian", "sphere")  # the angle density sin^(D-2) is exact for these (asymptotic for the cube)
+EXACT_ANGLES = (Distribution.gaussian, Distribution.sphere)  # the angle density sin^(D-2) is exact for these
 
 
-def reference_rows(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[tuple[str, int], np.ndarray]]:
+def reference_rows(cfg: GeometryConfig) -> tuple[list[dict[str, Any]], dict[tuple[str, int], np.ndarray]]:
     """Every statistic with its theory value (NaN where there is none), and the angle samples for histograms."""
     p = cfg.geometry
-    gen = torch.Generator().manual_seed(int(cfg.seed))
+    gen = torch.Generator().manual_seed(cfg.seed)
     rows: list[dict[str, Any]] = []
     angles: dict[tuple[str, int], np.ndarray] = {}
 
     def add(dist: str, D: int, stat: str, value: float, theory: float = math.nan) -> None:
-        rows.append({"distribution": dist, "D": D, "statistic": stat, "value": value, "theory": theory})
+        rows.append({"distribution": str(dist), "D": D, "statistic": stat, "value": value, "theory": theory})
 
     for dist in p.distributions:
         for D in p.dims:
@@ -42,7 +44,8 @@ def reference_rows(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[tuple[st
             add(dist, D, "cos_var_times_D", s["cos_var_times_D"], 1.0)
             add(dist, D, "dist_sq_mean_over_D", s["dist_sq_mean_over_D"], g.dist_sq_mean_over_D(dist, D))
             add(dist, D, "dist_mean", s["dist_mean"])
-            add(dist, D, "dist_sd", s["dist_sd"], math.sqrt(7 / 120) if dist == "cube" and D >= 100 else math.nan)
+            add(dist, D, "dist_sd", s["dist_sd"], math.sqrt(7 / 120) if dist == Distribution.cube and D >= 100
+                else math.nan)
             rc, _ = g.relative_contrast(dist, D, p.n_points, p.n_queries, gen)
             add(dist, D, "relative_contrast", rc)
             add(dist, D, "relative_contrast_times_sqrtD", rc * math.sqrt(D))
@@ -61,7 +64,7 @@ def reference_rows(cfg: DictConfig) -> tuple[list[dict[str, Any]], dict[tuple[st
     return rows, angles
 
 
-def figures(df: pd.DataFrame, angles: dict[tuple[str, int], np.ndarray], cfg: DictConfig, out: Path) -> dict:
+def figures(df: pd.DataFrame, angles: dict[tuple[str, int], np.ndarray], cfg: GeometryConfig, out: Path) -> dict:
     import matplotlib.pyplot as plt
 
     p = cfg.geometry
@@ -114,15 +117,8 @@ def figures(df: pd.DataFrame, angles: dict[tuple[str, int], np.ndarray], cfg: Di
     return made
 
 
-def log_to_wandb(cfg: DictConfig, out: Path, df: pd.DataFrame, angles: dict, made: dict) -> str | None:
-    logging_cfg = OmegaConf.create({"logger": OmegaConf.to_container(cfg.logger), "run_name": "geometry-reference"})
-    loggers = [lg for lg in make_loggers(logging_cfg, out, OmegaConf.to_container(cfg, resolve=True))
-               if type(lg).__name__ == "WandbLogger"]
-    if not loggers:
-        return None
-    import wandb
-
-    run = loggers[0].experiment
+def wandb_payload(wandb: Any, df: pd.DataFrame, angles: dict, made: dict) -> dict[str, Any]:
+    """The geometry run's one wandb log: the figures, a histogram per (distribution, D), line series, the table."""
     payload: dict[str, Any] = {f"geometry/{k}": wandb.Image(str(v)) for k, v in made.items()}
     for (dist, D), a in angles.items():
         payload[f"geometry/angle_hist/{dist}_D{D}"] = wandb.Histogram(np_histogram=np.histogram(a, bins=90,
@@ -134,20 +130,18 @@ def log_to_wandb(cfg: DictConfig, out: Path, df: pd.DataFrame, angles: dict, mad
             xs=sorted(sel.D.unique()), keys=dists, title=f"{stat} vs D", xname="D",
             ys=[sel[sel.distribution == d].sort_values("D").value.tolist() for d in dists])
     payload["geometry/reference"] = wandb.Table(dataframe=df)
-    run.log(payload)
-    where = wandb_run_dir(loggers)
-    finish_loggers(loggers)
-    return where
+    return payload
 
 
-def run_geometry(cfg: DictConfig) -> pd.DataFrame:
+def run(cfg: GeometryConfig) -> pd.DataFrame:
     started = time.perf_counter()
     out = Path(cfg.out_dir)
     rows, angles = reference_rows(cfg)
     df = pd.DataFrame(rows, columns=COLUMNS)
     atomic_write_bytes(out / "reference.csv", df.to_csv(index=False).encode())
     made = figures(df, angles, cfg, out / "figures")
-    where = log_to_wandb(cfg, out, df, angles, made)
+    where = log_once(cfg.logger, "geometry-reference", out, as_dict(cfg),
+                     lambda wandb: wandb_payload(wandb, df, angles, made))
     checks = df[df.theory.notna() & df.statistic.isin(["cos_var_times_D", "angle_sd_deg", "dist_sq_mean_over_D"])]
     worst = (checks.value / checks.theory - 1).abs().max() if len(checks) else math.nan
     print(f"geometry: {len(cfg.geometry.distributions)} distributions x {len(cfg.geometry.dims)} dimensions, "

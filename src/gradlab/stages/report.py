@@ -1,4 +1,4 @@
-"""The study report: one self-contained HTML page (images inlined as data: URIs, no scripts, no network).
+"""Stage `report`: the study as one self-contained HTML page (images inlined as data: URIs, no scripts, no network).
 
 Sections: the headline and summary table (published results beside ours), learning curves, the BPTT probe per
 model (norm vs t, heatmaps over training, the models side by side on test data), clipping statistics, and the
@@ -19,10 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from gradlab import plots  # noqa: E402
-from gradlab.config import MODELS  # noqa: E402
 from gradlab.literature import published_table  # noqa: E402
-from gradlab.study import cells, headline, val_curve  # noqa: E402
-from gradlab.tasks import atomic_write_bytes  # noqa: E402
+from gradlab.runfolder import RunFolder, atomic_write_bytes  # noqa: E402
+from gradlab.summary import MODELS, cells, headline, read_csv, val_curve  # noqa: E402
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
@@ -104,10 +103,10 @@ def _runs_figure(df: pd.DataFrame, runs_dir: Path, task: str, T: int, path: Path
 
 def _grad_norm(run_dir: Path) -> pd.Series | None:
     """grad/norm_preclip per optimizer step, as a running median so that 1e-3 .. 1e3 spikes stay readable."""
-    csv = run_dir / "metrics.csv"
+    csv = RunFolder(run_dir).metrics_csv
     if not csv.is_file():
         return None
-    log = pd.read_csv(csv)
+    log = read_csv(csv)
     if "grad/norm_preclip" not in log:
         return None
     g = log[["step", "grad/norm_preclip"]].dropna().set_index("step")["grad/norm_preclip"]
@@ -135,94 +134,101 @@ def _representatives(runs: pd.DataFrame) -> pd.DataFrame:
     return order.drop_duplicates(["task", "seq_len", "model"]).drop(columns="_clipped")
 
 
-def build(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path) -> Path:
-    """Write out/index.html (and the figures it inlines under out/figures/); return the page's path."""
-    figdir = out / "figures"
-    done = df[df.status != "missing"]
-    pooled = cells(df)
-    sections: list[str] = []
-
-    sections.append(f'<p class="headline">{html.escape(headline(df))}</p>')
+def summary_section(df: pd.DataFrame) -> str:
+    """The headline, the pooled table per task and the published results with their setups."""
+    parts = [f'<p class="headline">{html.escape(headline(df))}</p>']
     missing = df[df.status == "missing"]
     if len(missing):
-        sections.append(f'<p class="note">{len(missing)} of {len(df)} runs are missing: '
-                        f"{html.escape(', '.join(missing.run.head(8)))}</p>")
-
-    sections.append('<h2 id="summary">Summary: which model learns which T</h2>')
-    for task, g in pooled.groupby("task", sort=False):
-        sections.append(f"<h3>{html.escape(task)}</h3>")
-        sections.append(_table(g.drop(columns="task"), left=("model", "clip", "published"),
-                               row_class=lambda r: "solved" if r["solved"].split("/")[0] != "0" else
-                               ("diverged" if r["diverged"].split("/")[0] != "0" else "")))
-    sections.append('<p class="note">solved: test loss below 1% of the memoryless baseline (k of n seeds). '
-                    "horizon: steps back from t=T−1 until ‖∂ℓ/∂h_t‖ is below 1e-3 of its value there. "
-                    "h_0/h_T−1: ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T−1‖ on test data after training; (training): its median over the "
-                    "probes while training. decay_rate: "
-                    "slope of ln‖∂ℓ/∂h_t‖ per step on test data after training; predicted: rnn mean field "
-                    "(W_hh, tanh'), lstm mean ln f_t, nfg 0.</p>")
+        parts.append(f'<p class="note">{len(missing)} of {len(df)} runs are missing: '
+                     f"{html.escape(', '.join(missing.run.head(8)))}</p>")
+    parts.append('<h2 id="summary">Summary: which model learns which T</h2>')
+    for task, g in cells(df).groupby("task", sort=False):
+        parts.append(f"<h3>{html.escape(task)}</h3>")
+        parts.append(_table(g.drop(columns="task"), left=("model", "clip", "published"),
+                            row_class=lambda r: "solved" if r["solved"].split("/")[0] != "0" else
+                            ("diverged" if r["diverged"].split("/")[0] != "0" else "")))
+    parts.append('<p class="note">solved: test loss below 1% of the memoryless baseline (k of n seeds). '
+                 "horizon: steps back from t=T−1 until ‖∂ℓ/∂h_t‖ is below 1e-3 of its value there. "
+                 "h_0/h_T−1: ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T−1‖ on test data after training; (training): its median over the "
+                 "probes while training. decay_rate: slope of ln‖∂ℓ/∂h_t‖ per step on test data after training; "
+                 "predicted: rnn mean field (W_hh, tanh'), lstm mean ln f_t, nfg 0.</p>")
     pub = pd.DataFrame(published_table())
-    sections.append("<h3>Published results</h3>"
-                    '<p class="note">Each with the setup it holds for; the summary table says, per cell, where ours '
-                    "differs.</p>" + _table(pub, left=tuple(pub.columns)))
+    parts.append("<h3>Published results</h3>"
+                 '<p class="note">Each with the setup it holds for; the summary table says, per cell, where ours '
+                 "differs.</p>" + _table(pub, left=tuple(pub.columns)))
+    return "".join(parts)
 
-    grid = done.groupby(["task", "seq_len"], sort=False).size().index.tolist()
-    sections.append('<h2 id="learning">Learning curves</h2>')
-    sections.append(_figs([(learning_figure(df, runs_dir, t, T, figdir / f"learning_{t}-T{T}.png") or Path(""),
-                            f"{t}, T={T}") for t, T in grid]))
 
-    sections.append('<h2 id="bptt">Gradients through time (BPTT probe)</h2>')
-    sections.append('<p class="note">‖∂ℓ/∂h_t‖ (all models) and ‖∂ℓ/∂c_t‖ (LSTMs) for every time step t, per '
-                    "sample, averaged over the probe batch. Left: the last probe on test sequences, the models "
-                    "side by side; then each model's probes over training (validation sequences).</p>")
+def bptt_section(done: pd.DataFrame, runs_dir: Path, figdir: Path, grid: list[tuple[str, int]]) -> str:
+    """Per (task, T): the last test probe of every model side by side; at each task's longest T also each model's
+    probes over training (norm vs t and the heat map)."""
+    parts = ['<h2 id="bptt">Gradients through time (BPTT probe)</h2>',
+             '<p class="note">‖∂ℓ/∂h_t‖ (all models) and ‖∂ℓ/∂c_t‖ (LSTMs) for every time step t, per sample, '
+             "averaged over the probe batch. Left: the last probe on test sequences, the models side by side; then "
+             "each model's probes over training (validation sequences).</p>"]
     for task, T in grid:
         sel = done[(done.task == task) & (done.seq_len == T)]
         tables = {}
         for _, r in sel.iterrows():
-            csv = runs_dir / r["run"] / "analysis" / "bptt.csv"
+            csv = RunFolder.of(runs_dir, r["run"]).analysis.bptt
             if csv.is_file() and (r["clip"] == "none" or not (sel["clip"] == "none").any()):
-                tables[f"{r['model']} {r['clip']} s{r['seed']}"] = pd.read_csv(csv)
+                tables[f"{r['model']} {r['clip']} s{r['seed']}"] = read_csv(csv)
         items: list[tuple[Path, str]] = []
         if tables:
             items.append((plots.compare_final_probes(tables, f"{task}, T={T}: after training, test data",
                                                      figdir / f"bptt_compare_{task}-T{T}.png"),
                           f"{task} T={T}: gradient norms relative to t=T−1, all models"))
-        if T != sel.seq_len.max() or T != done[done.task == task].seq_len.max():
-            sections.append(f"<h3>{html.escape(task)}, T={T}</h3>" + _figs(items))
-            continue  # each model's probes over training: at the longest T of the task only
-        for _, r in _representatives(sel).iterrows():
-            for q in ("dL_dh_norm", "dL_dc_norm"):
-                f = runs_dir / r["run"] / "figures"
-                items += [(f / f"bptt_{q}_l0.png", f"{r['run']}: {q} vs t over training"),
-                          (f / f"bptt_heatmap_{q}_l0.png", f"{r['run']}: {q}, heatmap (training step × t)")]
-        sections.append(f"<h3>{html.escape(task)}, T={T}</h3>" + _figs(items))
+        if T == done[done.task == task].seq_len.max():
+            for _, r in _representatives(sel).iterrows():
+                f = RunFolder.of(runs_dir, r["run"]).figures
+                for q in ("dL_dh_norm", "dL_dc_norm"):
+                    items += [(f / f"bptt_{q}_l0.png", f"{r['run']}: {q} vs t over training"),
+                              (f / f"bptt_heatmap_{q}_l0.png", f"{r['run']}: {q}, heatmap (training step × t)")]
+        parts.append(f"<h3>{html.escape(task)}, T={T}</h3>" + _figs(items))
+    return "".join(parts)
 
-    sections.append('<h2 id="clipping">Clipping statistics</h2>')
-    clip_cols = ["run", "clip", "status", "clip_fraction", "grad_norm_preclip_max", "diverged_at_step"]
-    sections.append(_table(done[clip_cols], left=("run", "clip", "status")))
-    sections.append(_figs([(grad_norm_figure(df, runs_dir, t, T, figdir / f"grad_norm_{t}-T{T}.png") or Path(""),
-                            f"{t}, T={T}: ‖g‖ per optimizer step") for t, T in grid]))
 
-    sections.append('<h2 id="geometry">High-dimensional geometry</h2>')
+def geometry_section(done: pd.DataFrame, runs_dir: Path, geometry_dir: Path) -> str:
+    """Random vectors against exact theory (the geometry stage), then the networks' own vectors."""
+    parts = ['<h2 id="geometry">High-dimensional geometry</h2>']
     ref = geometry_dir / "reference.csv"
     if ref.is_file():
-        g = pd.read_csv(ref)
+        g = read_csv(ref)
         keep = g[g.statistic.isin(["angle_sd_deg", "cos_var_times_D", "dist_sq_mean_over_D", "shell_fraction_mc",
                                    "relative_contrast", "ball_cube_ratio"])]
         keep = keep.assign(rel_gap=(keep.value / keep.theory - 1).where(keep.theory.notna()))
-        sections.append('<p class="note">Random vectors against exact theory (seed 004; science.md §4).</p>')
-        sections.append(_table(keep, left=("distribution", "statistic")))
+        parts.append('<p class="note">Random vectors against exact theory (seed 004; science.md §4).</p>')
+        parts.append(_table(keep, left=("distribution", "statistic")))
     gfig = geometry_dir / "figures"
-    sections.append(_figs([(gfig / f"{n}.png", n.replace("_", " ")) for n in
-                           ("angle_histograms", "angle_sd_vs_D", "relative_contrast_vs_D", "distances_vs_D",
-                            "shell_fraction_vs_D", "ball_cube_ratio_vs_D")]))
-    sections.append("<h3>The networks' own vectors</h3>"
-                    '<p class="note">Angles between hidden states, per-step gradients ∂ℓ/∂h_t and per-step W_hh '
-                    "contributions, beside random vectors of the same dimension (test data, after training).</p>")
-    net = []
-    for _, r in _representatives(done[done.seq_len == done.seq_len.max()]).iterrows() if len(done) else []:
-        net.append((runs_dir / r["run"] / "analysis" / "figures" / "geometry_angles.png", r["run"]))
-    sections.append(_figs(net))
+    parts.append(_figs([(gfig / f"{n}.png", n.replace("_", " ")) for n in
+                        ("angle_histograms", "angle_sd_vs_D", "relative_contrast_vs_D", "distances_vs_D",
+                         "shell_fraction_vs_D", "ball_cube_ratio_vs_D")]))
+    parts.append("<h3>The networks' own vectors</h3>"
+                 '<p class="note">Angles between hidden states, per-step gradients ∂ℓ/∂h_t and per-step W_hh '
+                 "contributions, beside random vectors of the same dimension (test data, after training).</p>")
+    longest = _representatives(done[done.seq_len == done.seq_len.max()]) if len(done) else done
+    parts.append(_figs([(RunFolder.of(runs_dir, r["run"]).analysis.figures / "geometry_angles.png", r["run"])
+                        for _, r in longest.iterrows()]))
+    return "".join(parts)
 
+
+def run(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path) -> Path:
+    """Write out/index.html (and the figures it inlines under out/figures/); return the page's path."""
+    figdir = out / "figures"
+    done = df[df.status != "missing"]
+    grid = done.groupby(["task", "seq_len"], sort=False).size().index.tolist()
+    clip_cols = ["run", "clip", "status", "clip_fraction", "grad_norm_preclip_max", "diverged_at_step"]
+    sections = [
+        summary_section(df),
+        '<h2 id="learning">Learning curves</h2>'
+        + _figs([(learning_figure(df, runs_dir, t, T, figdir / f"learning_{t}-T{T}.png") or Path(""), f"{t}, T={T}")
+                 for t, T in grid]),
+        bptt_section(done, runs_dir, figdir, grid),
+        '<h2 id="clipping">Clipping statistics</h2>' + _table(done[clip_cols], left=("run", "clip", "status"))
+        + _figs([(grad_norm_figure(df, runs_dir, t, T, figdir / f"grad_norm_{t}-T{T}.png") or Path(""),
+                  f"{t}, T={T}: ‖g‖ per optimizer step") for t, T in grid]),
+        geometry_section(done, runs_dir, geometry_dir),
+    ]
     page = ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>gradlab study report</title>"
             f"<link rel='icon' href='data:,'><style>{CSS}</style></head><body>"
             "<h1>gradlab: vanishing and exploding gradients</h1>"
@@ -233,4 +239,3 @@ def build(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path) -> Pa
     path = out / "index.html"
     atomic_write_bytes(path, page.encode())
     return path
-

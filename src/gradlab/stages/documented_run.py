@@ -1,4 +1,4 @@
-"""The documented run of README.md: the three models on the adding task at T=100, trained, then probed on test data.
+"""README.md's documented run: the three models on the adding task at T=100, trained, then probed on test data.
 
 `make documented-run` runs it and writes docs/results/documented_run.json (the figures README quotes, and the
 machine), docs/bptt_adding_T100.png and docs/bptt_heatmap_rnn_T100.png; `make test-slow` runs it again and holds
@@ -12,6 +12,13 @@ from typing import Any
 
 import pandas as pd
 import torch
+
+from gradlab import plots
+from gradlab.cli import load
+from gradlab.readme_results import write_result
+from gradlab.runfolder import RunFolder, atomic_write_bytes, read_json
+from gradlab.stages import analyze
+from gradlab.stages.train import run_training
 
 MODELS = ("rnn", "lstm", "nfg_lstm")
 SETUP = {"seq_len": 100, "hidden_size": 64, "batch_size": 64, "lr": 1e-3, "max_steps": 2000, "seed": 0,
@@ -33,18 +40,16 @@ def last_probe(bptt_csv: Path, quantity: str) -> pd.Series:
     return sel[sel.step == sel.step.max()].sort_values("t").set_index("t").value
 
 
-def figures_of(run_dir: Path, model: str) -> dict[str, Any]:
+def figures_of(run: RunFolder, model: str) -> dict[str, Any]:
     """The numbers README quotes for one model, from its run folder."""
-    from gradlab.study import _read_json
-
-    a, m = _read_json(run_dir / "analysis" / "metrics.json"), _read_json(run_dir / "metrics.json")
-    h = last_probe(run_dir / "analysis" / "bptt.csv", "dL_dh_norm")
+    a, m = read_json(run.analysis.metrics), read_json(run.metrics)
+    h = last_probe(run.analysis.bptt, "dL_dh_norm")
     out = {"test_loss": m["test_loss"], "solved": m["solved"], "h_ratio": float(h.iloc[0] / h.iloc[-1]),
            "decay_rate": a["bptt_decay_rate"], "decay_rate_predicted": a["bptt_decay_rate_predicted"]}
     if model == "rnn":
         from gradlab.probes import horizon
 
-        training = pd.read_csv(run_dir / "bptt.csv")
+        training = pd.read_csv(run.bptt)
         h_train = training[(training.quantity == "dL_dh_norm") & (training.layer == 0)]
         first, last = (h_train[h_train.step == step].sort_values("t").value for step in
                        (h_train.step.min(), h_train.step.max()))
@@ -52,10 +57,10 @@ def figures_of(run_dir: Path, model: str) -> dict[str, Any]:
                    horizon_at_start=horizon(torch.tensor(first.to_numpy())),
                    horizon_at_end=horizon(torch.tensor(last.to_numpy())))
     else:
-        c = last_probe(run_dir / "analysis" / "bptt.csv", "dL_dc_norm")
+        c = last_probe(run.analysis.bptt, "dL_dc_norm")
         out.update(c_ratio=float(c.iloc[0] / c.iloc[-1]), c_max_over_min=float(c.max() / c.min()),
                    decay_rate_c=a["bptt_decay_rate_c"])
-    geo = pd.read_csv(run_dir / "analysis" / "geometry.csv").set_index("set")
+    geo = pd.read_csv(run.analysis.geometry).set_index("set")
     out.update(hidden_angle_mean_deg=float(geo.loc["hidden_across_samples", "angle_mean_deg"]),
                hidden_random_sd_deg=float(geo.loc["hidden_across_samples", "random_angle_sd_deg"]),
                dW_hh_angle_mean_deg=float(geo.loc["dW_hh_across_time", "angle_mean_deg"]),
@@ -67,27 +72,20 @@ def figures_of(run_dir: Path, model: str) -> dict[str, Any]:
 
 def run(work: Path, results_dir: Path, figures_dir: Path) -> dict[str, Any]:
     """Train and analyse the three models under work/, write the result file and the two README figures."""
-    from gradlab import plots
-    from gradlab.analysis import run_analysis
-    from gradlab.config import compose, validate
-    from gradlab.experiment import run_training
-    from gradlab.readme_results import write_result
-    from gradlab.tasks import atomic_write_bytes
 
-    runs: dict[str, Path] = {}
+    runs: dict[str, RunFolder] = {}
     baseline = None
     for model in MODELS:
-        cfg = compose("config", overrides(model, work))
-        validate(cfg)
+        cfg = load("config", overrides(model, work))
         baseline = run_training(cfg)["baseline_loss"]
-        run_analysis(cfg)
-        runs[model] = Path(cfg.runs_dir) / cfg.run_name
+        analyze.run(cfg)
+        runs[model] = RunFolder.of(cfg.runs_dir, cfg.run_name)
     result = {"setup": SETUP, "baseline_loss": baseline,
-              "models": {model: figures_of(run_dir, model) for model, run_dir in runs.items()}}
-    tables = {f"{m} (step {SETUP['max_steps']})": pd.read_csv(d / "analysis" / "bptt.csv") for m, d in runs.items()}
+              "models": {model: figures_of(run, model) for model, run in runs.items()}}
+    tables = {f"{m} (step {SETUP['max_steps']})": pd.read_csv(run.analysis.bptt) for m, run in runs.items()}
     title = f"adding T={SETUP['seq_len']}: per-step gradient norms after training, test data"
     plots.compare_final_probes(tables, title, figures_dir / "bptt_adding_T100.png")
-    heatmap = runs["rnn"] / "figures" / "bptt_heatmap_dL_dh_norm_l0.png"
+    heatmap = runs["rnn"].figures / "bptt_heatmap_dL_dh_norm_l0.png"
     atomic_write_bytes(figures_dir / "bptt_heatmap_rnn_T100.png", heatmap.read_bytes())
     write_result("documented_run", result, results_dir)
     return result

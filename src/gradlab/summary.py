@@ -1,87 +1,24 @@
-"""The study as a whole: its grid (params.yaml), profiles, and the summary of every run beside published results.
-
-`params.yaml` is the single place the study is defined; DVC passes its values to the Hydra entry points, and the
-summary and report stages read the same file to know which runs belong to the study.
+"""The study's summary: every run of the grid in one table (results/summary/), pooled over seeds, the headline, the
+DVC metrics and plots, and the published results beside each cell.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-from gradlab.config import CONF_DIR, MODELS, TASKS, ConfigError
+from gradlab.choices import ModelName
+from gradlab.errors import ConfigError, DataError
+from gradlab.grid import RunKey
 from gradlab.literature import published_for, published_table
-from gradlab.tasks import DataError, atomic_write_bytes
+from gradlab.runfolder import RunFolder, atomic_write_bytes, read_json
 
-STUDY_DIR = CONF_DIR / "study"  # one params file per profile: conf/study/<profile>.yaml
-PROFILES = ("smoke", "cpu", "gpu")
-
-
-@dataclass(frozen=True)
-class RunKey:
-    """One cell of the study grid, and the folder its training run writes."""
-
-    task: str
-    seq_len: int
-    model: str
-    hidden_size: int
-    clip: str  # the run-folder tag: none | norm<t> | value<t>
-    seed: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.task}-T{self.seq_len}-{self.model}-{self.clip}-s{self.seed}"
-
-
-def read_params(path: Path) -> dict[str, Any]:
-    """params.yaml as a dict; ConfigError naming the file when it is missing or not a study."""
-    try:
-        params = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"cannot read the study parameters {path}: {err}") from None
-    if not isinstance(params, dict) or "study" not in params:
-        raise ConfigError(f"{path} has no `study:` section; restore it with `make repro PROFILE=cpu`")
-    return params
-
-
-def study_runs(params: dict[str, Any]) -> list[RunKey]:
-    """Every training run of the grid, in the order of dvc.yaml's matrix (task, T, model, clip, seed)."""
-    s = params["study"]
-    for task in s["tasks"]:
-        if task not in TASKS:
-            raise ConfigError(f"study.tasks: {task!r} is not a valid choice; choose from {', '.join(TASKS)}")
-    for m in s["models"]:
-        if m["name"] not in MODELS:
-            raise ConfigError(f"study.models: {m['name']!r} is not a valid choice; choose from {', '.join(MODELS)}")
-    return [RunKey(task, int(T), m["name"], int(m["hidden_size"]), c["tag"], int(seed))
-            for task, T, m, c, seed in itertools.product(s["tasks"], s["seq_lens"], s["models"], s["clips"],
-                                                         s["seeds"])]
-
-
-def switch_profile(params_path: Path, profile: str) -> bool:
-    """Make params.yaml the study of `profile` (conf/study/<profile>.yaml); False when it already is.
-
-    A params.yaml that already names the profile is left alone, so hand edits survive `make repro`.
-    """
-    if profile not in PROFILES:
-        raise ConfigError(f"PROFILE={profile!r} is not a valid choice; choose one of: {', '.join(PROFILES)}")
-    current = None
-    if params_path.is_file():
-        current = (yaml.safe_load(params_path.read_text()) or {}).get("profile")
-    if current == profile:
-        return False
-    atomic_write_bytes(params_path, (STUDY_DIR / f"{profile}.yaml").read_bytes())
-    return True
-
-
-# ------------------------------------------------------------------------------------------- summary
+MODELS = tuple(m.value for m in ModelName)  # the plots' columns, in this order
 
 COLUMNS = ["task", "seq_len", "model", "hidden_size", "clip", "seed", "run", "status", "solved", "solved_at_step",
            "steps", "loss_rel_baseline", "test_acc", "diverged", "diverged_at_step", "clip_fraction",
@@ -89,17 +26,8 @@ COLUMNS = ["task", "seq_len", "model", "hidden_size", "clip", "seed", "run", "st
            "bptt_decay_rate_c", "h_ratio_first_last", "h_ratio_training", "c_ratio_training", "published"]
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    """A run's JSON record; None when it is not there (a run not made yet), DataError when it cannot be read."""
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path} is corrupt ({type(err).__name__}: {err}); rerun the stage that writes it") from None
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
+def read_csv(path: Path) -> pd.DataFrame:
+    """A run's CSV record; DataError naming it when it cannot be parsed."""
     try:
         return pd.read_csv(path)
     except (OSError, ValueError) as err:  # pandas' parser errors are ValueErrors
@@ -109,26 +37,23 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def run_row(runs_dir: Path, key: RunKey) -> dict[str, Any]:
     """One run's line of the summary: training metrics, the analysis probe on test data, published claims."""
-    run = runs_dir / key.name
-    config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else None
-    m = _read_json(run / "metrics.json") or {}
-    a = _read_json(run / "analysis" / "metrics.json") or {}
-    row: dict[str, Any] = {"task": key.task, "seq_len": key.seq_len, "model": key.model,
-                           "hidden_size": key.hidden_size, "clip": key.clip, "seed": key.seed, "run": key.name,
-                           "status": m.get("status", "missing"), "solved": bool(m.get("solved", False)),
-                           "solved_at_step": m.get("solved_at_step"), "steps": m.get("steps"),
-                           "loss_rel_baseline": m.get("test_loss_rel_baseline"), "test_acc": m.get("test_acc"),
-                           "diverged": m.get("status") == "diverged", "diverged_at_step": m.get("diverged_at_step"),
-                           "clip_fraction": m.get("clip_fraction"),
-                           "grad_norm_preclip_max": m.get("grad_norm_preclip_max"),
-                           "bptt_horizon": a.get("bptt_horizon"), "bptt_decay_rate": a.get("bptt_decay_rate"),
-                           "bptt_decay_rate_predicted": a.get("bptt_decay_rate_predicted"),
-                           "bptt_decay_rate_c": a.get("bptt_decay_rate_c"),
-                           "h_ratio_first_last": h_ratio(run / "analysis" / "bptt.csv"),
-                           "h_ratio_training": h_ratio(run / "bptt.csv", probes="all"),
-                           "c_ratio_training": h_ratio(run / "bptt.csv", "dL_dc_norm", probes="all"),
-                           "published": published_for(key.task, key.model, key.seq_len, config)}
-    return row
+    run = RunFolder.of(runs_dir, key.name)
+    config = yaml.safe_load(run.config.read_text()) if run.config.is_file() else None
+    m = read_json(run.metrics) or {}
+    a = read_json(run.analysis.metrics) or {}
+    return {"task": key.task, "seq_len": key.seq_len, "model": key.model, "hidden_size": key.hidden_size,
+            "clip": key.clip, "seed": key.seed, "run": key.name, "status": m.get("status", "missing"),
+            "solved": bool(m.get("solved", False)), "solved_at_step": m.get("solved_at_step"),
+            "steps": m.get("steps"), "loss_rel_baseline": m.get("test_loss_rel_baseline"),
+            "test_acc": m.get("test_acc"), "diverged": m.get("status") == "diverged",
+            "diverged_at_step": m.get("diverged_at_step"), "clip_fraction": m.get("clip_fraction"),
+            "grad_norm_preclip_max": m.get("grad_norm_preclip_max"), "bptt_horizon": a.get("bptt_horizon"),
+            "bptt_decay_rate": a.get("bptt_decay_rate"),
+            "bptt_decay_rate_predicted": a.get("bptt_decay_rate_predicted"),
+            "bptt_decay_rate_c": a.get("bptt_decay_rate_c"), "h_ratio_first_last": h_ratio(run.analysis.bptt),
+            "h_ratio_training": h_ratio(run.bptt, probes="all"),
+            "c_ratio_training": h_ratio(run.bptt, "dL_dc_norm", probes="all"),
+            "published": published_for(key.task, key.model, key.seq_len, config)}
 
 
 def h_ratio(bptt_csv: Path, quantity: str = "dL_dh_norm", probes: str = "last") -> float | None:
@@ -136,7 +61,7 @@ def h_ratio(bptt_csv: Path, quantity: str = "dL_dh_norm", probes: str = "last") 
     first step. probes='last': of the last probe in the file; 'all': the median over every probe (training)."""
     if not bptt_csv.is_file():
         return None
-    df = _read_csv(bptt_csv)
+    df = read_csv(bptt_csv)
     sel = df[(df.quantity == quantity) & (df.layer == 0)]
     if sel.empty:
         return None
@@ -276,11 +201,11 @@ def write_summary(df: pd.DataFrame, out: Path) -> dict[str, Path]:
 
 def val_curve(run_dir: Path) -> pd.Series | None:
     """Validation loss / the memoryless baseline vs optimizer step (index) of one run; None when it has none."""
-    m = _read_json(run_dir / "metrics.json") or {}
-    csv = run_dir / "metrics.csv"
-    if not (csv.is_file() and m.get("baseline_loss")):
+    run = RunFolder(run_dir)
+    m = read_json(run.metrics) or {}
+    if not (run.metrics_csv.is_file() and m.get("baseline_loss")):
         return None
-    log = _read_csv(csv)
+    log = read_csv(run.metrics_csv)
     if "val/loss" not in log:
         return None
     v = log[["step", "val/loss"]].dropna().drop_duplicates("step").set_index("step")["val/loss"]
@@ -299,9 +224,9 @@ def curve_tables(df: pd.DataFrame, runs_dir: Path) -> dict[str, pd.DataFrame]:
             v = val_curve(runs_dir / r["run"])
             if v is not None:
                 learn[r["model"]].append(v)
-            bptt = runs_dir / r["run"] / "analysis" / "bptt.csv"
+            bptt = RunFolder.of(runs_dir, r["run"]).analysis.bptt
             if bptt.is_file():
-                b = _read_csv(bptt)
+                b = read_csv(bptt)
                 sel = b[(b.quantity == "dL_dh_norm") & (b.layer == 0)].sort_values("t").set_index("t").value
                 if len(sel) and sel.iloc[-1] > 0:
                     grad[r["model"]].append(sel / sel.iloc[-1])

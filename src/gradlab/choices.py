@@ -1,0 +1,74 @@
+"""The choices of gradlab's config keys, one Enum each: OmegaConf checks a value against them and names the valid
+ones; the code compares against the members. StrEnum, so that a member is its own string (`ModelName.rnn == "rnn"`,
+f"{ModelName.rnn}" == "rnn") in run names, logs and saved configs."""
+
+from enum import Enum, StrEnum
+
+
+class ModelName(StrEnum):
+    rnn = "rnn"
+    lstm = "lstm"
+    nfg_lstm = "nfg_lstm"
+
+
+class RecurrentInit(StrEnum):
+    default = "default"  # PyTorch's uniform init
+    orthogonal = "orthogonal"  # every W_hh gate block = gain * Q
+
+
+class OptimizerName(StrEnum):
+    adam = "adam"
+    adamw = "adamw"
+    sgd = "sgd"
+
+
+class ClipMode(StrEnum):
+    none = "none"
+    norm = "norm"
+    value = "value"
+
+
+class Accelerator(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Strategy(StrEnum):
+    auto = "auto"  # one process, or ddp when devices x num_nodes > 1
+    ddp = "ddp"
+
+
+class Precision(Enum):
+    """Lightning's precision strings are not identifiers, so `trainer.precision` stays a string checked against
+    these values."""
+
+    f32 = "32-true"
+    f64 = "64-true"
+    bf16_mixed = "bf16-mixed"
+
+
+class LoggerMode(StrEnum):
+    offline = "offline"
+    online = "online"
+    disabled = "disabled"
+
+
+class Distribution(StrEnum):
+    cube = "cube"  # uniform in [-1, 1]^D, as in seed 004
+    gaussian = "gaussian"  # N(0, I)
+    sphere = "sphere"  # uniform on the unit sphere
+
+
+def choose(enum: type[Enum], key: str, value: object) -> Enum:
+    """The member of `enum` whose value is `value`; ConfigError naming the choices otherwise (for values that reach
+    gradlab without OmegaConf's check: function arguments, params.yaml)."""
+    from gradlab.errors import ConfigError
+
+    try:
+        return enum(value)
+    except ValueError:
+        raise ConfigError(f"{key}={value!r} is not a valid choice; choose one of: "
+                          f"{', '.join(str(m.value) for m in enum)}") from None

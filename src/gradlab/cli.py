@@ -1,0 +1,176 @@
+"""The Hydra layer: compose conf/ against the schemas of gradlab.config, turn the result into typed objects once,
+and reword every composition error as one line. `hydra_entry` is the decorator of the Hydra entry points
+(pipelines/train.py, analyze.py, generate.py, geometry.py): nothing is created before the whole config is checked.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from gradlab.config import CONF_DIR, SCHEMAS, Config, task_schemas
+from gradlab.errors import ConfigError, DataError
+
+COMPOSITION_ERRORS = (ConfigCompositionException, MissingConfigException, OverrideParseException,
+                      OmegaConfBaseException)
+
+
+def register_schemas() -> None:
+    """Put the schemas in Hydra's ConfigStore, where conf/ files name them in their defaults lists."""
+    cs = ConfigStore.instance()
+    for name, schema in SCHEMAS.items():
+        cs.store(name=f"{'train' if name == 'config' else name}_schema", node=schema)
+    for name, schema in task_schemas().items():
+        cs.store(group="task", name=name, node=schema)
+
+
+register_schemas()
+
+
+def compose(config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose a config from conf/ in-process, as `pipelines/<entry>.py <overrides>` would."""
+    GlobalHydra.instance().clear()
+    with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra.compose(config_name=config_name, overrides=overrides)
+
+
+def typed(cfg: DictConfig, config_name: str = "config") -> Config:
+    """The composed config as its dataclass (checked by each dataclass's __post_init__); ConfigError in one line."""
+    try:
+        return OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as err:
+        raise ConfigError(one_line(err, config_name)) from err
+
+
+def load(config_name: str, overrides: list[str]) -> Config:
+    """compose + typed: the checked config object of an entry point's command line."""
+    try:
+        cfg = compose(config_name, overrides)
+    except COMPOSITION_ERRORS as err:
+        raise ConfigError(one_line(err, config_name)) from err
+    return typed(cfg, config_name)
+
+
+def one_line(err: Exception, config_name: str = "config") -> str:
+    """Hydra/OmegaConf errors, reworded as one line that names the value and the choices."""
+    if isinstance(err, MissingConfigException):
+        m = re.search(r"Could not find '([^'/]+)/([^']+)'", str(err))
+        if m:
+            group, value = m.groups()
+            options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+            return f"{group}={value!r} is not a valid choice; choose one of: {', '.join(options)}"
+    cause = err.__cause__ if isinstance(err, ConfigCompositionException) and err.__cause__ else err
+    if not isinstance(cause, OmegaConfBaseException):
+        lines = str(err).strip().splitlines()
+        return " ".join(line.strip() for line in lines[:2]) if lines else repr(err)
+    key = getattr(cause, "full_key", None) or ""
+    msg = str(cause).splitlines()[0]
+    if choice := re.fullmatch(r"Invalid value '(.*)', expected one of \[(.*)\]", msg):  # an Enum field
+        return f"{key}={choice[1]!r} is not a valid choice; choose one of: {choice[2]}"
+    if "not in struct" in str(cause) or "Key '" in msg and "not" in msg:
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        base = _base_config(config_name)
+        node = OmegaConf.select(base, parent) if parent else base
+        valid = ", ".join(sorted(node.keys())) if isinstance(node, DictConfig) else "?"
+        where = f"under {parent}" if parent else "at the top level"
+        return f"unknown config key {key!r}; valid keys {where}: {valid}"
+    return f"{key}: {msg}" if key else msg
+
+
+@functools.lru_cache(maxsize=4)
+def _base_config(config_name: str) -> DictConfig:
+    return compose(config_name, [])
+
+
+def sweep_jobs(overrides: list[str]) -> list[list[str]]:
+    """Every job's overrides of a multirun (-m) command line, expanded as Hydra's basic sweeper does."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as err:
+        raise ConfigError(one_line(err)) from err
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def check_sweep(config_name: str, overrides: list[str], check: Callable[[Config], None]) -> None:
+    """Every job of a sweep, loaded and checked before any is launched; no two jobs may share a run folder."""
+    folders: dict[str, int] = {}
+    for i, job in enumerate(sweep_jobs(overrides)):
+        try:
+            cfg = load(config_name, job)
+            check(cfg)
+        except (ConfigError, DataError) as err:
+            raise ConfigError(f"{err} (sweep job #{i}: {' '.join(job)})") from err
+        if (name := getattr(cfg, "run_name", None)) is None:
+            continue
+        folder = str(Path(cfg.runs_dir) / name)
+        if folder in folders:
+            raise ConfigError(f"sweep jobs #{folders[folder]} and #{i} would both write {folder}: give run_name= "
+                              f"what differs between them, e.g. run_name='${{model.name}}-lr${{optim.lr}}'")
+        folders[folder] = i
+
+
+def _no_check(cfg: Config) -> None:
+    """An entry point whose config needs nothing beyond its schema's own checks."""
+
+
+def hydra_entry(config_name: str, check: Callable[[Config], None] = _no_check) -> Callable:
+    """Decorator for the Hydra entry points: load and check the whole config first (one-line error, exit 1, nothing
+    written), then run under @hydra.main with the typed config; ConfigError and DataError from the run itself end
+    the same way. `check`: what the entry point needs beyond the schema (the machine, a resumable folder).
+
+    Multirun (-m): every job is checked before any job starts (check_sweep), and again inside each job (where the
+    launcher's own settings are known).
+    """
+
+    def deco(task_fn: Callable[[Config], Any]) -> Callable[[], None]:
+        def job(cfg: DictConfig) -> Any:
+            try:
+                obj = typed(cfg, config_name)
+                check(obj)
+                return task_fn(obj)
+            except (ConfigError, DataError) as err:
+                sys.exit(f"error: {err}")
+
+        hydra_main = hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")(job)
+
+        @functools.wraps(task_fn)
+        def main() -> None:
+            args = sys.argv[1:]
+            flags = [a for a in args if a.startswith("-")]
+            if not flags or flags in (["-m"], ["--multirun"]):  # check here, before Hydra creates anything
+                try:
+                    if flags:
+                        check_sweep(config_name, [a for a in args if not a.startswith("-")], check)
+                    else:
+                        check(load(config_name, args))
+                except (ConfigError, DataError) as err:
+                    sys.exit(f"error: {err}")
+                GlobalHydra.instance().clear()
+            hydra_main()
+
+        return main
+
+    return deco
+
+
+def reported(run: Callable[[], Any]) -> Any:
+    """Run an argparse entry point's work; a ConfigError or DataError ends it with its one line and exit code 1
+    (the argparse entry points read files, not configs; `hydra_entry` does the same for the Hydra ones)."""
+    try:
+        return run()
+    except (ConfigError, DataError) as err:
+        sys.exit(f"error: {err}")
