@@ -10,13 +10,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from training_bench import B, H, T, gradlab_step_ms
+from training_bench import WARMUP, B, H, T, gradlab_fit
 
 from gradlab.cli import load
 from gradlab.models import build_model
 from gradlab.probes import bptt_probe
 
-GROUP_TRAIN = "probe cost in training (CPU, lstm, B=64 T=200 H=128, mean ms/step over 200 steps)"
+GROUP_TRAIN = ("probe cost in training (CPU, lstm, B=64 T=200 H=128, 300 steps a round; ms/step unless the name "
+               "says otherwise)")
 GROUP_PROBE = "one probe (CPU, B=64 T=200 H=128)"
 
 
@@ -33,22 +34,34 @@ def probe_ms(model: str, repeats: int = 5) -> list[float]:
     return times[1:]
 
 
-def run(rounds: int = 5, steps: int = 200) -> list[dict]:
+def run(rounds: int = 5, steps: int = 300) -> list[dict]:
+    """The probe's cost in training, two ways from the same runs. End to end: mean ms/step with the probe at its
+    default interval against without it, interleaved round by round, as the per-round ratio (a difference of a
+    few percent between two noisy figures: the spread says how far it can be trusted). Attributed: the time the
+    probe itself took inside the probed runs (the callback times each call) as a share of their training time,
+    which noise on the steps does not touch."""
     every = load("config", []).probe.every_n_steps
-    variants = {
-        "training, probe off": ("probe.enabled=false",),
-        f"training, probe every {every} steps (default)": ("probe.enabled=true", f"probe.batch_size={B}",
-                                                          "data.n_val=64"),
-    }
-    per_round: dict[str, list[float]] = {name: [] for name in variants}
+    probe_on = ("probe.enabled=true", f"probe.batch_size={B}", "data.n_val=64")
+    off_ms, on_ms, share = [], [], []
     with tempfile.TemporaryDirectory() as d:
         for _ in range(rounds):
-            for name, extra in variants.items():
-                per_round[name].append(gradlab_step_ms("lstm", steps, Path(d), extra=extra, mean=True))
-    off = statistics.median(per_round["training, probe off"])
-    rows = [{"group": GROUP_TRAIN, "name": name, "mean_ms_per_step": round(statistics.median(v), 2),
-             "rounds_ms": [round(x, 2) for x in v], "vs_probe_off": round(statistics.median(v) / off, 3)}
-            for name, v in per_round.items()]
+            off_ms.append(gradlab_fit("lstm", steps, Path(d), ("probe.enabled=false",))[0].mean_ms())
+            timer, probe = gradlab_fit("lstm", steps, Path(d), probe_on)
+            on_ms.append(timer.mean_ms())
+            # the probes between the first and last timed step start (not the ones at the start and the end)
+            inside = [ms for s, ms in zip(probe.steps, probe.probe_ms, strict=True) if WARMUP < s < len(timer.starts)]
+            share.append(sum(inside) / (timer.mean_ms() * (len(timer.starts) - WARMUP - 1)))
+    ratios = [on / off for on, off in zip(on_ms, off_ms, strict=True)]
+    rows = [
+        {"group": GROUP_TRAIN, "name": "training, probe off", "median": round(statistics.median(off_ms), 2),
+         "rounds": [round(x, 2) for x in off_ms]},
+        {"group": GROUP_TRAIN, "name": f"training, probe every {every} steps (default)",
+         "median": round(statistics.median(on_ms), 2), "rounds": [round(x, 2) for x in on_ms]},
+        {"group": GROUP_TRAIN, "name": "end to end: probe on / off, per round (ratio)",
+         "median": round(statistics.median(ratios), 3), "rounds": [round(x, 3) for x in ratios]},
+        {"group": GROUP_TRAIN, "name": "attributed: probe time / training time in the probed runs (fraction)",
+         "median": round(statistics.median(share), 4), "rounds": [round(x, 4) for x in share]},
+    ]
     for model in ("rnn", "lstm", "nfg_lstm"):
         times = probe_ms(model)
         rows.append({"group": GROUP_PROBE, "name": f"bptt_probe {model}",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from gradlab.readme_results import machine, machine_line
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -34,11 +35,10 @@ def markdown(rows: list[dict], header: str) -> str:
 def main() -> None:
     started = time.time()
     rows = geometry_bench.run() + training_bench.run() + probe_bench.run() + network_bench.run()
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(), "cuda": torch.cuda.is_available(),
-            "wall_s": round(time.time() - started, 1)}
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available(), "wall_s": round(time.time() - started, 1)}
     header = ("# gradlab benchmarks\n\n"
-              f"{meta['date']}, torch {meta['torch']}, {meta['threads']} threads, CUDA: {meta['cuda']}. "
+              f"{meta['date']}, {machine_line(meta['machine'])}, {meta['threads']} threads, CUDA: {meta['cuda']}. "
               "Medians over rounds run side by side in one process (`make bench`).")
     (HERE / "results.md").write_text(markdown(rows, header))
     (HERE / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))

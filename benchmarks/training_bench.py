@@ -19,6 +19,7 @@ from torch import nn
 
 from gradlab.cli import load
 from gradlab.module import RecurrentModule
+from gradlab.probes import BPTTProbe
 from gradlab.runfolder import RunFolder
 from gradlab.stages.train import build_trainer, prepare_data
 from gradlab.tracking import make_loggers
@@ -45,24 +46,32 @@ class StepTimer(pl.Callback):
         return [1e3 * (b - a) for a, b in zip(self.starts[WARMUP:-1], self.starts[WARMUP + 1:], strict=True)]
 
 
-def gradlab_step_ms(model: str, steps: int, tmp: Path, extra: tuple[str, ...] = ("probe.enabled=false",),
-                    mean: bool = False) -> float:
-    """Median (or mean) ms per optimizer step of `pipelines/train.py` for this model (CSV + wandb offline on)."""
+def gradlab_fit(model: str, steps: int, tmp: Path,
+                extra: tuple[str, ...] = ("probe.enabled=false",)) -> tuple[StepTimer, BPTTProbe | None]:
+    """`steps` optimizer steps (after warm-up) of `pipelines/train.py`'s trainer for this model, with CSV + wandb
+    offline logging and, when the overrides enable it, the BPTT probe on its validation batch, as a run has it."""
     cfg = load("config", [f"model={model}", f"task.seq_len={T}", f"model.hidden_size={H}",
-                             f"trainer.batch_size={B}", f"trainer.max_steps={steps + WARMUP + 1}",
-                             "trainer.val_every_n_steps=100000", "data.n_train=1024", "data.n_val=64",
-                             "data.n_test=64", f"data_dir={tmp / 'data'}", f"runs_dir={tmp / 'runs'}", *extra])
+                          f"trainer.batch_size={B}", f"trainer.max_steps={steps + WARMUP + 1}",
+                          "trainer.val_every_n_steps=100000", "data.n_train=1024", "data.n_val=64",
+                          "data.n_test=64", f"data_dir={tmp / 'data'}", f"runs_dir={tmp / 'runs'}", *extra])
     dm = prepare_data(cfg)
     pl.seed_everything(0, verbose=False)
     module = RecurrentModule(cfg)
     run_dir = tmp / "runs" / f"{cfg.run_name}-{time.monotonic_ns()}"
     timer = StepTimer()
-    trainer = build_trainer(cfg, RunFolder(run_dir), [timer], make_loggers(cfg.logger, cfg.run_name, run_dir, {}))
+    probe = BPTTProbe.of_validation(dm, cfg.probe) if cfg.probe.enabled else None
+    callbacks = [timer, *([probe] if probe else [])]
+    trainer = build_trainer(cfg, RunFolder(run_dir), callbacks, make_loggers(cfg.logger, cfg.run_name, run_dir, {}))
     trainer.fit(module, datamodule=dm)
     for lg in trainer.loggers:
         if hasattr(lg, "experiment") and hasattr(lg.experiment, "finish"):
             lg.experiment.finish()
-    return timer.mean_ms() if mean else statistics.median(timer.step_ms())
+    return timer, probe
+
+
+def gradlab_step_ms(model: str, steps: int, tmp: Path, extra: tuple[str, ...] = ("probe.enabled=false",)) -> float:
+    """Median ms per optimizer step of `pipelines/train.py`'s trainer for this model."""
+    return statistics.median(gradlab_fit(model, steps, tmp, extra)[0].step_ms())
 
 
 def _time_loop(step, steps: int) -> float:

@@ -48,7 +48,7 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("args,message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
 def test_bad_input_fails_cleanly_before_any_work(tmp_path, args, message):
     result = run_cli("train.py", *args, cwd=tmp_path)
-    assert result.returncode != 0
+    assert result.returncode == 1, (result.returncode, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert message in lines[0]
@@ -174,7 +174,7 @@ def test_gpu_accelerator_without_a_gpu_is_refused(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("the check is about machines without a CUDA GPU")
     result = run_cli("train.py", "trainer.accelerator=gpu", cwd=tmp_path)
-    assert result.returncode != 0 and list(tmp_path.iterdir()) == []
+    assert result.returncode == 1 and list(tmp_path.iterdir()) == []
     assert result.stderr.strip() == ("error: trainer.accelerator=gpu but this machine has no CUDA GPU; use "
                                      "trainer.accelerator=auto (GPU when there is one) or cpu")
 

@@ -108,7 +108,7 @@ def test_resume_refuses_another_config_and_resume_false_starts_afresh(tmp_path):
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
 
     bad = run_cli("train.py", *RUN, "optim.lr=0.01", cwd=tmp_path)
-    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr, bad.stderr
     assert bad.stderr.strip().splitlines() == [
         f"error: runs/{NAME} holds a run with another config (optim.lr: 0.001 -> 0.01); use another run_name= "
         "or resume=false to overwrite it"]
@@ -139,7 +139,7 @@ def test_an_unreadable_checkpoint_in_the_run_folder_is_a_clear_error(tmp_path):
     run_dir.mkdir(parents=True)
     (run_dir / "last.ckpt").write_bytes(b"\x80\x04truncated")
     bad = run_cli("train.py", *RUN, cwd=tmp_path)
-    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr, bad.stderr
     assert bad.stderr.strip().splitlines() == [
         f"error: checkpoint runs/{NAME}/last.ckpt is unreadable (UnpicklingError); delete it or use resume=false "
         "to start the run afresh"]
