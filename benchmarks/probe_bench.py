@@ -21,17 +21,20 @@ GROUP_TRAIN = ("probe cost in training (CPU, lstm, B=64 T=200 H=128, 300 steps a
 GROUP_PROBE = "one probe (CPU, B=64 T=200 H=128)"
 
 
-def probe_ms(model: str, repeats: int = 5) -> list[float]:
+def probe_ms(model: str, repeats: int = 5) -> dict[str, list[float]]:
+    """ms per probe of a float32 model, computed in float32 and in float64 (probe.dtype), interleaved call by call
+    after one warm-up call of each."""
     cfg = load("config", [f"model={model}", f"task.seq_len={T}", f"model.hidden_size={H}"])
     torch.manual_seed(0)
     net = build_model(cfg.model, cfg.task.spec())
     x, y = torch.rand(B, T, 2), torch.rand(B, 1)
-    times = []
+    times: dict[str, list[float]] = {"float32": [], "float64": []}
     for _ in range(repeats + 1):
-        t0 = time.perf_counter()
-        bptt_probe(net, x, lambda out, traces: F.mse_loss(out, y))
-        times.append(1e3 * (time.perf_counter() - t0))
-    return times[1:]
+        for name, dtype in (("float32", None), ("float64", torch.float64)):
+            t0 = time.perf_counter()
+            bptt_probe(net, x, lambda out, traces: F.mse_loss(out, y.to(out.dtype)), dtype=dtype)
+            times[name].append(1e3 * (time.perf_counter() - t0))
+    return {name: t[1:] for name, t in times.items()}
 
 
 def run(rounds: int = 5, steps: int = 300) -> list[dict]:
@@ -64,7 +67,9 @@ def run(rounds: int = 5, steps: int = 300) -> list[dict]:
     ]
     for model in ("rnn", "lstm", "nfg_lstm"):
         times = probe_ms(model)
-        rows.append({"group": GROUP_PROBE, "name": f"bptt_probe {model}",
-                     "median_ms": round(statistics.median(times), 1),
-                     "runs_ms": [round(x, 1) for x in times]})
+        f32 = statistics.median(times["float32"])
+        for name, t in times.items():
+            rows.append({"group": GROUP_PROBE, "name": f"bptt_probe {model}, {name}",
+                         "median_ms": round(statistics.median(t), 1), "runs_ms": [round(x, 1) for x in t],
+                         "vs_float32": round(statistics.median(t) / f32, 3)})
     return rows

@@ -50,6 +50,11 @@ class Precision(Enum):
     bf16_mixed = "bf16-mixed"
 
 
+class ProbeDtype(StrEnum):
+    float64 = "float64"  # the unrolled twin cast to double: ‖∂ℓ/∂h_t‖ finite down to ~1e-308
+    float32 = "float32"  # the model's own float32: values below ~1e-38 (1.4e-45 subnormal) read as 0
+
+
 class LoggerMode(StrEnum):
     offline = "offline"
     online = "online"

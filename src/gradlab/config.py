@@ -23,6 +23,7 @@ from gradlab.choices import (
     ModelName,
     OptimizerName,
     Precision,
+    ProbeDtype,
     RecurrentInit,
     Strategy,
     choose,
@@ -99,6 +100,10 @@ class TrainerConfig:
     strategy: Strategy = Strategy.auto  # ddp: Lightning's DistributedDataParallel (gloo on CPU, nccl on GPU)
     precision: str = "32-true"  # one of Precision's values
     deterministic: bool = True
+    # Flush subnormal floats to zero on the CPU (gradlab.subnormals): a vanishing gradient passing through float32's
+    # subnormal range otherwise takes the CPU's slow path (the tanh RNN's step ~3x slower). The probe measures in
+    # float64 (probe.dtype), whose range reaches 1e-308, so flushing float32 training hides nothing it records.
+    flush_denormal: bool = True
     # A gradient norm (after clipping) above this is an explosion, recorded as divergence; null: only NaN/inf.
     # 1e10 is the cut Pascanu et al.'s reference code used; Adam would otherwise march on with 1e12 gradients.
     explode_threshold: float | None = 1e10
@@ -131,6 +136,7 @@ class ProbeConfig:
     enabled: bool = True
     every_n_steps: int = 100
     batch_size: int = 32  # the first batch_size validation sequences (test sequences in the analysis stage)
+    dtype: ProbeDtype = ProbeDtype.float64  # what the probe computes in (the training itself is unchanged)
 
     def __post_init__(self) -> None:
         if self.every_n_steps < 1:

@@ -11,11 +11,14 @@ for every layer and time step t = 0..T-1:
 - forget_gate_mean[t] (lstm, nfg_lstm), tanh_deriv_mean[t] = mean |tanh'(a_t)| (rnn): what predicts the decay
 
 Per sample means: ℓ_b is sample b's own loss (the training loss is L = mean_b ℓ_b), so the h/c norms do not
-depend on the probe batch size. Everything runs in the model's dtype on the model's device.
+depend on the probe batch size. Everything runs on the model's device, in the model's dtype or in float64 on a
+cast copy (`dtype`, the default of `probe.dtype`): a tanh RNN's ‖∂ℓ/∂h_t‖ falls below float32's smallest number
+(1.4e-45) within a few hundred steps, and float64 keeps it finite down to ~1e-308.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -28,7 +31,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from gradlab.choices import ModelName
+from gradlab.choices import ModelName, ProbeDtype
 from gradlab.config import ProbeConfig
 from gradlab.models import LayerTrace, RecurrentNet
 from gradlab.runfolder import Probed, atomic_write_bytes
@@ -59,11 +62,16 @@ def weight_contributions(trace: LayerTrace, grad_a: list[Tensor]) -> dict[str, T
 
 def bptt_probe(model: RecurrentNet, x: Tensor, loss_fn: LossFn, h0: Tensor | None = None,
                c0: Tensor | None = None, batch_scale: float | None = None, keep_dW: bool = False,
-               keep_vectors: bool = False) -> ProbeResult:
+               keep_vectors: bool = False, dtype: torch.dtype | None = None) -> ProbeResult:
     """Run the unrolled twin on x, backpropagate loss_fn once, and collect the per-step quantities.
 
     batch_scale turns ∂L/∂h_t of the batch loss into per-sample ∂ℓ_b/∂h_t (B for a batch-mean loss; default).
+    dtype: compute in this dtype on a copy of the model with its current weights cast (float32 -> float64 is exact),
+    so that a vanishing gradient stays finite below float32's range; None: the model's own dtype.
     """
+    if dtype is not None and dtype != next(model.parameters()).dtype:
+        model = copy.deepcopy(model).to(dtype)
+        x, h0, c0 = (None if v is None else v.to(dtype) if v.is_floating_point() else v for v in (x, h0, c0))
     with torch.enable_grad():
         out, traces = model.forward_unrolled(x, h0=h0, c0=c0, record=True)
         loss = loss_fn(out, traces)
@@ -99,6 +107,11 @@ def bptt_probe(model: RecurrentNet, x: Tensor, loss_fn: LossFn, h0: Tensor | Non
             result.vectors.append({"h": torch.stack(trace.h).detach(), "dL_dh": torch.stack(g_h).detach() * scale})
     result.scalars = derived_scalars(model, result.layers)
     return result
+
+
+def probe_dtype(probe: ProbeConfig) -> torch.dtype | None:
+    """probe.dtype as the dtype bptt_probe computes in: float64, or None (the model's own, float32 by default)."""
+    return torch.float64 if probe.dtype == ProbeDtype.float64 else None
 
 
 def activation_derivative(model: RecurrentNet, a: Tensor) -> Tensor:
@@ -202,8 +215,8 @@ class BPTTProbe(pl.Callback):
     weights, and the probe runs the bare model (no DDP wrapper, no collective), so the other ranks need not wait.
     """
 
-    def __init__(self, x: Tensor, y: Tensor, every_n_steps: int):
-        self.x, self.y, self.every = x, y, every_n_steps
+    def __init__(self, x: Tensor, y: Tensor, every_n_steps: int, dtype: torch.dtype | None = torch.float64):
+        self.x, self.y, self.every, self.dtype = x, y, every_n_steps, dtype
         self.rows: list[tuple[int, int, int, str, float]] = []
         self.steps: list[int] = []
         self.last_scalars: dict[str, float] | None = None
@@ -213,13 +226,13 @@ class BPTTProbe(pl.Callback):
     def of_validation(cls, dm: Any, probe: ProbeConfig) -> BPTTProbe:
         """Probing the first probe.batch_size validation sequences of a SequenceData."""
         x_val, y_val = dm.splits["val"].tensors
-        return cls(x_val[:probe.batch_size], y_val[:probe.batch_size], probe.every_n_steps)
+        return cls(x_val[:probe.batch_size], y_val[:probe.batch_size], probe.every_n_steps, probe_dtype(probe))
 
     def run(self, trainer: pl.Trainer, module: pl.LightningModule) -> ProbeResult:
         step = trainer.global_step
         x, y = self.x.to(module.device), self.y.to(module.device)
         started = time.perf_counter()
-        result = bptt_probe(module.model, x, lambda out, traces: module.loss_and_accuracy(out, y)[0])
+        result = bptt_probe(module.model, x, lambda out, traces: module.loss_and_accuracy(out, y)[0], dtype=self.dtype)
         self.probe_ms.append(1e3 * (time.perf_counter() - started))
         self.steps.append(step)
         self.last_scalars = result.scalars

@@ -97,8 +97,9 @@ def render_documented_run(r: dict[str, Any]) -> str:
         f"{g(lstm['dW_hh_angle_mean_deg'], 3)}° ± {g(lstm['dW_hh_angle_sd_deg'], 2)}° (random in "
         f"{lstm['dW_hh_dim']} dimensions: 90° ± {g(lstm['dW_hh_random_sd_deg'], 2)}°).\n"
         f"\n![per-step gradient norms after training, adding T=100](docs/bptt_adding_T100.png)\n\n"
-        f"The same RNN's ‖∂ℓ/∂h_t‖ over training (`figures/bptt_heatmap_dL_dh_norm_l0.png`; white: below the "
-        f"probe's smallest number): at the start the gradient from t=T−1 falls below 1e-3 of its value within "
+        f"The same RNN's ‖∂ℓ/∂h_t‖ over training (`figures/bptt_heatmap_dL_dh_norm_l0.png`; the probe computes "
+        f"in {s['probe_dtype']}, and the smallest value it measured is {g(rnn['h_min_training'])}): at the start "
+        f"the gradient from t=T−1 falls below 1e-3 of its value within "
         f"{rnn['horizon_at_start']:.0f} steps back, after training within {rnn['horizon_at_end']:.0f}.\n"
         f"\n![heatmap of log10 ‖∂ℓ/∂h_t‖ over training, rnn](docs/bptt_heatmap_rnn_T100.png)\n")
 

@@ -26,6 +26,7 @@ from gradlab.module import RecurrentModule
 from gradlab.probes import BPTTProbe, write_probe_outputs
 from gradlab.resume import Resume, continue_csv, csv_until, resume_from
 from gradlab.runfolder import RunFolder, atomic_write_bytes, write_json
+from gradlab.subnormals import flush_state
 from gradlab.tasks import empirical_baseline
 from gradlab.tracking import finish_loggers, log_bptt_to_wandb, make_loggers, wandb_run_dir
 
@@ -127,6 +128,8 @@ class RunRecorder(pl.Callback):
             "torch": torch.__version__, "argv": " ".join(sys.argv), "processes": trainer.world_size,
             "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None,
             "resumed_from_step": self.resume.step if self.resume else None,
+            # trainer.flush_denormal as it held: the share of the intra-op threads that flush subnormals (1.0: all)
+            "subnormals_flushed": flush_state(),
             # offline wandb runs cannot be resumed: each (re)start is its own offline-run-*, oldest first
             "wandb_runs": sorted(p.name for p in self.folder.wandb.glob("offline-run-*")),
         }

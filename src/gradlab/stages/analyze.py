@@ -12,7 +12,7 @@ from gradlab.config import TrainConfig, as_dict, train_config_from
 from gradlab.data import ensure_dataset, load_split
 from gradlab.errors import ConfigError
 from gradlab.module import RecurrentModule
-from gradlab.probes import bptt_probe, probe_rows, write_probe_outputs
+from gradlab.probes import bptt_probe, probe_dtype, probe_rows, write_probe_outputs
 from gradlab.resume import config_differences, read_checkpoint
 from gradlab.runfolder import RunFolder, atomic_write_bytes, write_json
 from gradlab.tracking import finish_loggers, log_bptt_to_wandb, make_loggers, wandb_run_dir
@@ -51,7 +51,7 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     step = int(ckpt.get("global_step", 0))
 
     result = bptt_probe(module.model, x, lambda out, traces: module.loss_and_accuracy(out, y)[0], keep_dW=True,
-                        keep_vectors=True)
+                        keep_vectors=True, dtype=probe_dtype(cfg.probe))
     out = folder.analysis
     df, figures = write_probe_outputs(out, probe_rows(step, result), f"{cfg.run_name} (test)")
     geo_rows, angles = geometry.network_geometry(geometry.network_vector_sets(

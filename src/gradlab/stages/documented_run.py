@@ -22,7 +22,7 @@ from gradlab.stages.train import run_training
 
 MODELS = ("rnn", "lstm", "nfg_lstm")
 SETUP = {"seq_len": 100, "hidden_size": 64, "batch_size": 64, "lr": 1e-3, "max_steps": 2000, "seed": 0,
-         "probe_every": 250, "probe_batch": 32}
+         "probe_every": 250, "probe_batch": 32, "probe_dtype": "float64"}
 
 
 def overrides(model: str, work: Path) -> list[str]:
@@ -30,6 +30,7 @@ def overrides(model: str, work: Path) -> list[str]:
     return ["task=adding", f"task.seq_len={s['seq_len']}", f"model={model}", f"model.hidden_size={s['hidden_size']}",
             f"trainer.batch_size={s['batch_size']}", f"optim.lr={s['lr']}", f"trainer.max_steps={s['max_steps']}",
             f"seed={s['seed']}", f"probe.every_n_steps={s['probe_every']}", f"probe.batch_size={s['probe_batch']}",
+            f"probe.dtype={s['probe_dtype']}",
             "logger.mode=disabled", f"data_dir={work / 'data'}", f"runs_dir={work / 'runs'}"]
 
 
@@ -53,7 +54,7 @@ def figures_of(run: RunFolder, model: str) -> dict[str, Any]:
         h_train = training[(training.quantity == "dL_dh_norm") & (training.layer == 0)]
         first, last = (h_train[h_train.step == step].sort_values("t").value for step in
                        (h_train.step.min(), h_train.step.max()))
-        out.update(decay_rate_bound=a["bptt_decay_rate_bound"],
+        out.update(decay_rate_bound=a["bptt_decay_rate_bound"], h_min_training=float(h_train.value.min()),
                    horizon_at_start=horizon(torch.tensor(first.to_numpy())),
                    horizon_at_end=horizon(torch.tensor(last.to_numpy())))
     else:

@@ -26,6 +26,7 @@ from gradlab.probes import BPTTProbe
 from gradlab.recorder import RunRecorder
 from gradlab.resume import GracefulStop
 from gradlab.runfolder import RunFolder
+from gradlab.subnormals import flushing
 from gradlab.tracking import PlainProgress
 
 # Under DDP every process evaluates the whole val/test split (no distributed sampler), so the epoch-level val/* and
@@ -35,7 +36,8 @@ warnings.filterwarnings("ignore", message=".*when logging on epoch level in dist
 
 def run_training(cfg: TrainConfig) -> dict[str, Any]:
     """Train, test and write runs/<run_name>/ (config.yaml, metrics.json, metrics.csv, model.ckpt, bptt.csv, wandb/)."""
-    with distributed_job(cfg):
+    # trainer.flush_denormal in this process's threads, for this run (run_info.json records what held)
+    with distributed_job(cfg), flushing(cfg.trainer.flush_denormal):
         return _run_training(cfg)
 
 
