@@ -1,12 +1,14 @@
 """Flushing subnormal floats to zero on the CPU, in every thread that computes.
 
-A vanishing gradient passes through float32's subnormal range (below 1.2e-38) on its way to zero, and x86 CPUs
-compute on subnormals through a slow microcode path: the tanh RNN's training step is about 3x slower with them
-(benchmarks/results.md). `torch.set_flush_denormal` sets the flush-to-zero and denormals-are-zero bits of the
-calling thread only. OpenMP's worker threads (torch's intra-op pool) copy the bits of the thread that starts them,
-so setting them before the pool exists reaches every thread; once the pool is running (an earlier job of a Hydra
-multirun, or anything that computed before) its workers keep the old bits, and `set_flush_denormal` is then run
-inside each of them through libgomp's own entry point for a parallel region.
+A vanishing gradient passes through float32's subnormal range (below 1.2e-38) on its way to zero, and many x86 CPUs
+compute on subnormals through a slow microcode path, which makes a tanh RNN's training step several times slower
+(`make bench` measures the penalty of the machine it runs on).
+
+`torch.set_flush_denormal` sets the flush-to-zero and denormals-are-zero bits of the calling thread only. OpenMP's
+worker threads (torch's intra-op pool) copy the bits of the thread that starts them, so setting them before the pool
+exists reaches every thread; once the pool is running (an earlier job of a Hydra multirun, or anything that computed
+before) its workers keep the old bits, and `set_flush_denormal` is then run inside each of them through libgomp's
+own entry point for a parallel region.
 
 What a training run records is measured, not assumed: `flush_state` multiplies a tensor of subnormals split over
 the intra-op threads and reports the fraction that came out zero (1.0: every thread flushes; 0.0: none does).
