@@ -15,6 +15,7 @@ from training_bench import WARMUP, B, H, T, gradlab_fit
 from gradlab.cli import load
 from gradlab.models import build_model
 from gradlab.probes import bptt_probe
+from gradlab.subnormals import flushing
 
 GROUP_TRAIN = ("probe cost in training (CPU, lstm, B=64 T=200 H=128, 300 steps a round; ms/step unless the name "
                "says otherwise)")
@@ -23,17 +24,18 @@ GROUP_PROBE = "one probe (CPU, B=64 T=200 H=128)"
 
 def probe_ms(model: str, repeats: int = 5) -> dict[str, list[float]]:
     """ms per probe of a float32 model, computed in float32 and in float64 (probe.dtype), interleaved call by call
-    after one warm-up call of each."""
+    after one warm-up call of each, with subnormals flushed as in training."""
     cfg = load("config", [f"model={model}", f"task.seq_len={T}", f"model.hidden_size={H}"])
     torch.manual_seed(0)
     net = build_model(cfg.model, cfg.task.spec())
     x, y = torch.rand(B, T, 2), torch.rand(B, 1)
     times: dict[str, list[float]] = {"float32": [], "float64": []}
-    for _ in range(repeats + 1):
-        for name, dtype in (("float32", None), ("float64", torch.float64)):
-            t0 = time.perf_counter()
-            bptt_probe(net, x, lambda out, traces: F.mse_loss(out, y.to(out.dtype)), dtype=dtype)
-            times[name].append(1e3 * (time.perf_counter() - t0))
+    with flushing(True):
+        for _ in range(repeats + 1):
+            for name, dtype in (("float32", None), ("float64", torch.float64)):
+                t0 = time.perf_counter()
+                bptt_probe(net, x, lambda out, traces: F.mse_loss(out, y.to(out.dtype)), dtype=dtype)
+                times[name].append(1e3 * (time.perf_counter() - t0))
     return {name: t[1:] for name, t in times.items()}
 
 

@@ -54,7 +54,8 @@ class StepTimer(pl.Callback):
 
 
 def bench_config(model: str, steps: int, tmp: Path, extra: tuple[str, ...]) -> TrainConfig:
-    return load("config", [f"model={model}", f"task.seq_len={T}", f"model.hidden_size={H}", f"trainer.batch_size={B}",
+    return load("config", ["trainer.accelerator=cpu", f"model={model}", f"task.seq_len={T}", f"model.hidden_size={H}",
+                           f"trainer.batch_size={B}",
                            f"trainer.max_steps={steps + WARMUP + 1}", "trainer.val_every_n_steps=100000",
                            "data.n_train=1024", "data.n_val=64", "data.n_test=64", f"data_dir={tmp / 'data'}",
                            f"runs_dir={tmp / 'runs'}", *extra])
@@ -137,11 +138,12 @@ def subnormal_multiply_ms(subnormal: bool, n: int = 1 << 22, repeats: int = 21) 
     """Median ms of x * 0.5 over n float32 numbers, subnormal or normal, without flushing: the CPU's own penalty."""
     bits = 1 if subnormal else 0x3F800000  # 1.4e-45 or 1.0, written as integer bits (no float conversion)
     x = torch.full((n,), bits, dtype=torch.int32).view(torch.float32)
+    out = torch.empty_like(x)
     with flushing(False):
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            x * 0.5
+            torch.mul(x, 0.5, out=out)
             times.append(1e3 * (time.perf_counter() - t0))
     return statistics.median(times)
 
@@ -150,18 +152,21 @@ def run(rounds: int = 7, steps: int = 30) -> list[dict]:
     """Rows of the results table: each variant with subnormals flushed and not, median ms/step over rounds, the
     per-round figures, the ratio to plain PyTorch with the same model and flushing (median of the per-round
     ratios: each round's pair ran side by side), and flushed / not flushed (likewise)."""
-    variants = {}
-    for flush in (True, False):
-        for model in ("rnn", "lstm"):
+    variants = {}  # each pair that a ratio compares runs next to each other
+    for model in ("rnn", "lstm"):
+        for flush in (True, False):
             variants[("plain PyTorch", model, flush)] = lambda tmp, m=model, f=flush: plain_step_ms(m, steps, tmp, f)
             variants[("gradlab", model, flush)] = lambda tmp, m=model, f=flush: gradlab_step_ms(m, steps, tmp, f)
+    for flush in (True, False):
         variants[("gradlab", "nfg_lstm", flush)] = lambda tmp, f=flush: gradlab_step_ms("nfg_lstm", steps, tmp, f)
+    for flush in (True, False):
         variants[("nn.LSTMCell Python loop", "lstm", flush)] = (
             lambda tmp, f=flush: plain_step_ms("lstm", steps, tmp, f, cell_loop=True))
     per_round: dict[tuple, list[float]] = {key: [] for key in variants}
     with tempfile.TemporaryDirectory() as d:
-        for _ in range(rounds):
-            for key, fn in variants.items():
+        for i in range(rounds):
+            order = list(variants.items())
+            for key, fn in order if i % 2 == 0 else order[::-1]:  # every other round in reverse: no slot favoured
                 per_round[key].append(fn(Path(d)))
 
     def paired(a: tuple, b: tuple) -> float:
@@ -169,7 +174,7 @@ def run(rounds: int = 7, steps: int = 30) -> list[dict]:
 
     group = f"training step (CPU, adding task, B={B} T={T} H={H}, Adam, same data and init, {steps} steps a round)"
     rows = []
-    for (impl, model, flush), ms in per_round.items():
+    for (impl, model, flush), ms in sorted(per_round.items(), key=lambda kv: not kv[0][2]):
         plain = ("plain PyTorch", model, flush)
         rows.append({"group": group, "name": f"{impl} {model}", "flush_denormal": flush,
                      "median_ms": round(statistics.median(ms), 2), "rounds_ms": [round(v, 2) for v in ms],

@@ -5,17 +5,18 @@ import copy
 import math
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import torch
-import torch.nn.functional as F
 from conftest import read_json
 
 from gradlab.models import RecurrentNet
+from gradlab.module import RecurrentModule
 from gradlab.probes import bptt_probe, decay_rate
 from gradlab.subnormals import flush_state
-from gradlab.tasks import AddingTask, generate_adding
+from gradlab.tasks import AddingTask, CopyTask
 
 FLOAT32_TINY = torch.finfo(torch.float32).tiny  # 1.18e-38, float32's smallest normal number
 
@@ -51,15 +52,21 @@ def test_a_run_records_whether_its_threads_flushed_and_leaves_the_process_as_it_
     assert flush_state() == before
 
 
-def test_the_float64_probe_is_the_probe_of_a_float64_copy():
+@pytest.mark.parametrize("task", ["adding", "copy"])  # float inputs and integer tokens (one-hot in the model)
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "nfg_lstm"])
+def test_the_float64_probe_is_the_probe_of_a_float64_copy(kind, task):
     torch.manual_seed(0)
-    net = RecurrentNet("lstm", AddingTask(seq_len=20).spec(), hidden_size=8)
+    spec_task = AddingTask(seq_len=20) if task == "adding" else CopyTask(seq_len=12)
+    net = RecurrentNet(kind, spec_task.spec(), hidden_size=8, num_layers=2)
     before = copy.deepcopy(net.state_dict())
-    x, y = generate_adding(0, 20, 6)
-    ref = bptt_probe(copy.deepcopy(net).double(), x.double(), lambda out, tr: F.mse_loss(out, y.double()))
-    got = bptt_probe(net, x, lambda out, tr: F.mse_loss(out, y.to(out.dtype)), dtype=torch.float64)
-    for k, v in ref.layers[0].items():
-        assert torch.equal(got.layers[0][k], v), k  # the same computation: bit for bit
+    x, y = spec_task.generate(0, 6)
+    holder = SimpleNamespace(spec=spec_task.spec())  # what RecurrentModule.loss_and_accuracy reads of itself
+    module_loss = lambda out, traces: RecurrentModule.loss_and_accuracy(holder, out, y)[0]  # noqa: E731
+    ref = bptt_probe(copy.deepcopy(net).double(), x if task == "copy" else x.double(), module_loss)
+    got = bptt_probe(net, x, module_loss, dtype=torch.float64)
+    for layer, curves in enumerate(ref.layers):
+        for k, v in curves.items():
+            assert torch.equal(got.layers[layer][k], v), (layer, k)  # the same computation: bit for bit
     assert got.scalars == ref.scalars
     assert all(p.dtype == torch.float32 for p in net.parameters())  # the model itself is untouched
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())

@@ -101,8 +101,8 @@ class TrainerConfig:
     precision: str = "32-true"  # one of Precision's values
     deterministic: bool = True
     # Flush subnormal floats to zero on the CPU (gradlab.subnormals): a vanishing gradient passing through float32's
-    # subnormal range otherwise takes the CPU's slow path (the tanh RNN's step ~3x slower). The probe measures in
-    # float64 (probe.dtype), whose range reaches 1e-308, so flushing float32 training hides nothing it records.
+    # subnormal range otherwise takes the slow path of CPUs that have one (`make bench` measures it). The probe's
+    # default float64 (probe.dtype) reaches 2.2e-308, so flushing hides nothing that probe records.
     flush_denormal: bool = True
     # A gradient norm (after clipping) above this is an explosion, recorded as divergence; null: only NaN/inf.
     # 1e10 is the cut Pascanu et al.'s reference code used; Adam would otherwise march on with 1e12 gradients.

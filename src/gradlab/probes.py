@@ -67,11 +67,15 @@ def bptt_probe(model: RecurrentNet, x: Tensor, loss_fn: LossFn, h0: Tensor | Non
 
     batch_scale turns ∂L/∂h_t of the batch loss into per-sample ∂ℓ_b/∂h_t (B for a batch-mean loss; default).
     dtype: compute in this dtype on a copy of the model with its current weights cast (float32 -> float64 is exact),
-    so that a vanishing gradient stays finite below float32's range; None: the model's own dtype.
+    so that a vanishing gradient stays finite below float32's range; None: the model's own dtype. MPS has no float64:
+    there the copy runs on the CPU (loss_fn gets its output there).
     """
-    if dtype is not None and dtype != next(model.parameters()).dtype:
-        model = copy.deepcopy(model).to(dtype)
-        x, h0, c0 = (None if v is None else v.to(dtype) if v.is_floating_point() else v for v in (x, h0, c0))
+    weight = next(model.parameters())
+    if dtype is not None and dtype != weight.dtype:
+        device = torch.device("cpu") if weight.device.type == "mps" and dtype == torch.float64 else weight.device
+        model = copy.deepcopy(model).to(device=device, dtype=dtype)
+        x, h0, c0 = (None if v is None else v.to(device, dtype) if v.is_floating_point() else v.to(device)
+                     for v in (x, h0, c0))
     with torch.enable_grad():
         out, traces = model.forward_unrolled(x, h0=h0, c0=c0, record=True)
         loss = loss_fn(out, traces)
@@ -232,7 +236,8 @@ class BPTTProbe(pl.Callback):
         step = trainer.global_step
         x, y = self.x.to(module.device), self.y.to(module.device)
         started = time.perf_counter()
-        result = bptt_probe(module.model, x, lambda out, traces: module.loss_and_accuracy(out, y)[0], dtype=self.dtype)
+        result = bptt_probe(module.model, x, lambda out, traces: module.loss_and_accuracy(out, y.to(out.device))[0],
+                            dtype=self.dtype)
         self.probe_ms.append(1e3 * (time.perf_counter() - started))
         self.steps.append(step)
         self.last_scalars = result.scalars
