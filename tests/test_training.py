@@ -181,6 +181,7 @@ def test_nfg_forget_gate_stays_exactly_one_under_weight_decay(train, optim):
 
 def test_nfg_forget_gate_is_exactly_one_in_a_sigterm_checkpoint(tmp_path):
     import signal
+    import time
 
     from test_resilience import start, wait_for
 
@@ -188,7 +189,13 @@ def test_nfg_forget_gate_is_exactly_one_in_a_sigterm_checkpoint(tmp_path):
                  "optim.weight_decay=0.9", "trainer.max_steps=100000", "trainer.val_every_n_steps=1000",
                  "probe.enabled=false", "logger.mode=disabled")
     log = tmp_path / "runs" / "adding-T100-nfg_lstm-none-s0" / "metrics.csv"
-    wait_for(log, proc)  # training has started: the first rows are flushed at the first validation or the stop
+    # Training has stepped (and GracefulStop, installed at on_train_start, holds SIGTERM) once metrics.csv has step
+    # rows: the CSV logger writes them every 100 steps. The file appears earlier, with the baseline row of setup
+    # alone, before the handler is installed; a SIGTERM then ends the process unhandled (exit -15).
+    wait_for(log, proc)
+    while log.read_text().count("\n") < 3:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM
