@@ -61,10 +61,13 @@ def test_norm_clipping_steps_with_the_clipped_gradient(tmp_path):
     from gradlab.runfolder import RunFolder
     from gradlab.stages.train import build_trainer, prepare_data
 
-    lr, threshold = 0.01, 4.0  # gradient norms of this net are 3-5: clipping fires on some steps only
+    # Seeded: unseeded, this chaotic net's norms ran from 0.4 to 1000 and clipping at 4 fired on 19 to 30 of the 30
+    # steps (30 fails the test). Seed 0 at threshold 10: norms 0.4-4654, clipping fires on 11 of 30.
+    lr, threshold = 0.01, 10.0
     cfg = compose_cfg([*SMOKE, "model=rnn", "clip=norm", f"clip.threshold={threshold}", "trainer.max_steps=30",
                        "model.recurrent_init=orthogonal", "model.recurrent_gain=1.5", "optim=sgd", f"optim.lr={lr}",
                        "optim.momentum=0", "logger.mode=disabled"], tmp_path)
+    pl.seed_everything(0, verbose=False)
     module = RecurrentModule(cfg)
     spy = StepSpy()
     run_dir = tmp_path / "run"

@@ -40,6 +40,7 @@ class RecurrentModule(pl.LightningModule):
         self.solved_at_step: int | None = None
         self.clip_count = 0
         self.max_norm_preclip = 0.0
+        self.step_metrics: dict[str, Tensor | float] = {}  # this optimizer step's train/* and grad/* (log_step)
 
     # ------------------------------------------------------------------------------------------ loss
 
@@ -72,11 +73,25 @@ class RecurrentModule(pl.LightningModule):
         loss, acc = self.loss_and_accuracy(self.model(x), y)
         if not torch.isfinite(loss):  # logged as it is; configure_gradient_clipping then skips the step
             self.diverge("non-finite loss")
-        self.log("train/loss", loss, batch_size=len(x))
-        self.log("train/loss_rel_baseline", loss / self.spec.baseline_loss, batch_size=len(x))
+        loss_ = loss.detach()
+        self.step_metrics = {"train/loss": loss_, "train/loss_rel_baseline": loss_ / self.spec.baseline_loss}
         if acc is not None:
-            self.log("train/acc", acc, batch_size=len(x))
+            self.step_metrics["train/acc"] = acc
         return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """The step's train/* and grad/* go to the loggers as one row, at the step and with the epoch that
+        Lightning's `self.log(on_step=True)` gives them, every trainer.log_every_n_steps steps and at the last.
+
+        Written here rather than through `self.log`: Lightning's result collection costs ~1 ms per `self.log` call
+        on a CPU (measured: 0.84-1.0 ms, 5 calls a step, 8-11% of a B=64 T=200 rnn step), and these values are
+        read once, per step, by the loggers and the progress line; nothing aggregates them."""
+        step = self.global_step - 1  # the optimizer step this batch took (Lightning's logging step)
+        if self.step_metrics and ((step + 1) % self.trainer.log_every_n_steps == 0 or self.trainer.should_stop):
+            row = {k: float(v) for k, v in self.step_metrics.items()} | {"epoch": self.current_epoch}
+            for logger in self.loggers:
+                logger.log_metrics(row, step=step)
+                logger.save()
 
     def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
                                     gradient_clip_algorithm: str | None = None) -> None:
@@ -84,7 +99,7 @@ class RecurrentModule(pl.LightningModule):
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         pre = torch.nn.utils.get_total_norm(grads).item()
         if not math.isfinite(pre) or self.status == "diverged":
-            self.log_dict({"grad/norm_preclip": pre, "grad/norm_postclip": pre, "grad/clipped": 0.0})
+            self.step_metrics |= {"grad/norm_preclip": pre, "grad/norm_postclip": pre, "grad/clipped": 0.0}
             for p in self.parameters():
                 p.grad = None  # the optimizer skips parameters without gradient: the weights stay finite
             self.diverge("non-finite gradient")
@@ -99,7 +114,7 @@ class RecurrentModule(pl.LightningModule):
         post = torch.nn.utils.get_total_norm(grads).item() if clipped else pre
         self.clip_count += int(clipped)
         self.max_norm_preclip = max(self.max_norm_preclip, pre)
-        self.log_dict({"grad/norm_preclip": pre, "grad/norm_postclip": post, "grad/clipped": float(clipped)})
+        self.step_metrics |= {"grad/norm_preclip": pre, "grad/norm_postclip": post, "grad/clipped": float(clipped)}
         limit = self.cfg.trainer.explode_threshold
         if limit is not None and post > limit:  # exploded: the step that would be applied is this large
             for p in self.parameters():

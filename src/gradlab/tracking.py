@@ -1,7 +1,7 @@
 """One record, two sinks: Lightning's CSVLogger (the local source of truth) and WandbLogger (the viewer).
 
-Every `self.log` in the LightningModule reaches both. wandb's mode is settled here, before `wandb.init`: offline
-unless the user asked for online, and never blocking on the network.
+Every `self.log` in the LightningModule, and its per-step train/* and grad/* row, reach both. wandb's mode is settled
+here, before `wandb.init`: offline unless the user asked for online, and never blocking on the network.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class PlainProgress(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         step = trainer.global_step
         if step % self.every == 0 or step == trainer.max_steps:
-            m = trainer.callback_metrics
+            m = getattr(pl_module, "step_metrics", None) or trainer.callback_metrics
             parts = [f"{k} {float(m[k]):.4g}" for k in ("train/loss", "grad/norm_preclip") if k in m]
             print(f"step {step}/{trainer.max_steps}  " + "  ".join(parts)
                   + f"  ({time.perf_counter() - self.start:.1f}s)", file=sys.stdout, flush=True)
