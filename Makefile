@@ -6,8 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 PROFILE ?=
+JOBS ?=
+THREADS ?=
 
-.PHONY: venv test test-numerics test-slow documented-run readme experiment analyze generate geometry repro summary report browser screenshot sync wandb-report sweep bench lint clean
+.PHONY: venv test test-numerics test-slow documented-run readme experiment analyze generate geometry repro queue summary report browser screenshot sync wandb-report sweep bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,9 +49,16 @@ generate: $(STAMP)  ## one data set: make generate ARGS="task=copy task.seq_len=
 geometry: $(STAMP)  ## random vectors vs theory: make geometry ARGS="geometry.dims=[2,10,100] geometry.n_pairs=2000"
 	$(BIN)/python pipelines/geometry.py $(ARGS)
 
-repro: $(STAMP)  ## the whole study (dvc repro); PROFILE=smoke|cpu|gpu switches params.yaml first (default: as it is, cpu)
+# JOBS stages side by side (default: one per core, on a GPU as many as its memory holds; JOBS=1: a plain dvc repro),
+# THREADS intra-op threads each (default: cores / JOBS). PROFILE=smoke|cpu|gpu switches params.yaml first.
+repro: $(STAMP)  ## the whole study (dvc repro, JOBS stages at once); PROFILE=smoke|cpu|gpu switches params.yaml first
 	$(if $(PROFILE),$(BIN)/python pipelines/switch_profile.py $(PROFILE))
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python pipelines/repro.py $(if $(JOBS),--jobs $(JOBS)) \
+	  $(if $(THREADS),--threads $(THREADS))
+
+queue: $(STAMP)  ## start the queued `dvc exp run --queue` experiments, JOBS at a time, THREADS each (as repro)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python pipelines/repro.py --queue $(if $(JOBS),--jobs $(JOBS)) \
+	  $(if $(THREADS),--threads $(THREADS))
 
 summary: $(STAMP)  ## the study summary from the runs there are -> results/summary/
 	$(BIN)/python pipelines/summarize.py
