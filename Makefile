@@ -8,6 +8,8 @@ ARGS ?=
 PROFILE ?=
 JOBS ?=
 THREADS ?=
+# when make began (read once, as it starts): `make repro` records its time since then, set-up included
+STARTED := $(shell date +%s.%N)
 
 .PHONY: venv test test-numerics test-slow documented-run readme experiment analyze generate geometry repro queue summary report browser screenshot sync wandb-report sweep bench lint clean
 
@@ -54,7 +56,7 @@ geometry: $(STAMP)  ## random vectors vs theory: make geometry ARGS="geometry.di
 repro: $(STAMP)  ## the whole study (dvc repro, JOBS stages at once); PROFILE=smoke|cpu|gpu switches params.yaml first
 	$(if $(PROFILE),$(BIN)/python pipelines/switch_profile.py $(PROFILE))
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python pipelines/repro.py $(if $(JOBS),--jobs $(JOBS)) \
-	  $(if $(THREADS),--threads $(THREADS))
+	  $(if $(THREADS),--threads $(THREADS)) --started $(STARTED)
 
 queue: $(STAMP)  ## start the queued `dvc exp run --queue` experiments, JOBS at a time, THREADS each (as repro)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python pipelines/repro.py --queue $(if $(JOBS),--jobs $(JOBS)) \

@@ -3,6 +3,8 @@
 --jobs 1 is a plain `dvc repro`; more run the independent stages side by side (gradlab.parallel), each stage with K
 intra-op threads. Defaults: one job per core (on a GPU: as many as its memory holds) and cores // jobs threads.
 --queue starts DVC's experiment queue instead (`dvc queue start -j N`, `make queue`), its workers with K threads.
+A study that ran and succeeded leaves results/repro.json: its wall time (and, with --started, the time since `make`
+started, set-up included), jobs, threads, profile and machine.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from gradlab import parallel
@@ -54,8 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=count, default=None, help="stages at once (default: auto)")
     parser.add_argument("--threads", type=count, default=None, help="intra-op threads per stage (default: auto)")
     parser.add_argument("--queue", action="store_true", help="run `dvc queue start -j N` (queued experiments)")
+    parser.add_argument("--started", type=float, default=None,
+                        help="when the command that runs this began (unix time; `make repro` passes its own)")
     parser.add_argument("targets", nargs="*", help="stages or dvc.yaml paths (default: the whole pipeline)")
     args = parser.parse_args(argv)
+    began = time.time()
     cores = parallel.cpu_cores()
     jobs = args.jobs or gpu_jobs(cores) or parallel.default_jobs(cores)
     dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
@@ -64,14 +70,43 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dvc queue start -j {jobs}, {threads} threads per experiment ({cores} cores)")
         return subprocess.call([dvc, "queue", "start", "-j", str(jobs)], env=parallel.thread_env(threads))
     if jobs == 1:  # today's `dvc repro`; threads only where asked for
-        return subprocess.call([dvc, "repro", *args.targets], env=parallel.thread_env(args.threads))
-    threads = args.threads or parallel.default_threads(cores, jobs)
-    plan = parallel.plan(Path.cwd(), args.targets)
-    if not plan.order:
-        print("Data and pipelines are up to date.")
-        return 0
-    print(f"{len(plan.order)} stages to run, {jobs} at a time, {threads} threads each ({cores} cores)", flush=True)
-    return parallel.run_plan(plan, jobs, threads, Path.cwd(), dvc=dvc)
+        stages = len(parallel.plan(Path.cwd(), args.targets).order)
+        rc = subprocess.call([dvc, "repro", *args.targets], env=parallel.thread_env(args.threads))
+        threads = args.threads
+    else:
+        threads = args.threads or parallel.default_threads(cores, jobs)
+        plan = parallel.plan(Path.cwd(), args.targets)
+        stages = len(plan.order)
+        if not stages:
+            print("Data and pipelines are up to date.")
+            return 0
+        print(f"{stages} stages to run, {jobs} at a time, {threads} threads each ({cores} cores)", flush=True)
+        rc = parallel.run_plan(plan, jobs, threads, Path.cwd(), dvc=dvc)
+    if rc == 0 and stages:
+        record(Path("results/repro.json"), began, args.started, stages, jobs, threads, cores, args.targets)
+    return rc
+
+
+def record(path: Path, began: float, started: float | None, stages: int, jobs: int, threads: int | None,
+           cores: int, targets: list[str]) -> None:
+    """results/repro.json: how long this reproduction took, and with what (written whole or not at all)."""
+    import json
+
+    import yaml
+
+    from gradlab.readme_results import machine
+    from gradlab.runfolder import atomic_write_bytes
+
+    now = time.time()
+    profile = yaml.safe_load(Path("params.yaml").read_text()).get("profile")
+    data = {"profile": profile, "targets": targets, "stages": stages, "jobs": jobs,
+            "threads": threads or "torch default", "cores": cores, "wall_s": round(now - began, 1),
+            "wall_s_since_make": None if started is None else round(now - started, 1),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "machine": machine()}
+    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
+    print(f"{stages} stages in {data['wall_s']:.0f} s"
+          + (f" ({data['wall_s_since_make']:.0f} s since make started)" if started is not None else "")
+          + f"; recorded in {path}")
 
 
 if __name__ == "__main__":
