@@ -30,3 +30,48 @@ def test_number_formatting():
     assert rr.g(9.93e-11) == "9.9e-11" and rr.g(-0.2312) == "-0.23" and rr.g(None) == "–"
     with pytest.raises(KeyError):
         rr.render("<!-- results:nothing -->\nx\n<!-- /results:nothing -->", ROOT)
+
+
+def _finished_study(root, params, wall_s, jobs, metrics):
+    """A checkout as `make repro` leaves it: params.yaml, results/repro.json, the summary and runs' metrics.json."""
+    import pandas as pd
+    import yaml
+
+    from gradlab import summary
+
+    (root / "results" / "summary").mkdir(parents=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    (root / "results" / "repro.json").write_text(json.dumps(
+        {"jobs": jobs, "threads": 1, "stages": 9, "wall_s": wall_s, "wall_s_since_make": wall_s + 60}))
+    rows = [{**dict.fromkeys(summary.COLUMNS), "task": "adding", "seq_len": T, "model": m, "hidden_size": 4,
+             "clip": "none", "seed": 0, "run": f"adding-T{T}-{m}-none-s0", "status": "completed",
+             "solved": m == "lstm" or T == 10, "loss_rel_baseline": 0.005 if m == "lstm" or T == 10 else 0.9,
+             "diverged": False, "published": ""} for T in (10, 100) for m in ("rnn", "lstm")]
+    summary.write_summary(pd.DataFrame(rows, columns=summary.COLUMNS), root / "results" / "summary")
+    for run, text in metrics.items():
+        (root / "runs" / run).mkdir(parents=True)
+        (root / "runs" / run / "metrics.json").write_text(text)
+
+
+def test_a_study_record_compares_the_parallel_and_serial_checkouts_and_renders_its_table(tmp_path):
+    params = {"profile": "cpu", "study": {"tasks": ["adding"], "seq_lens": [10, 100], "seeds": [0],
+                                         "models": [{"name": m, "hidden_size": 4} for m in ("rnn", "lstm")],
+                                         "clips": [{"mode": "none", "threshold": "null", "tag": "none"}]},
+              "train": {"max_steps": 50, "batch_size": 8, "lr": 0.01}}
+    runs = {"a": '{"x": 1}', "b": '{"x": 2}'}
+    _finished_study(tmp_path / "par", params, 600.0, 2, runs)
+    _finished_study(tmp_path / "ser", params, 1000.0, 1, {**runs, "b": '{"x": 2.0}'})
+    data = rr.study_record(tmp_path / "par", tmp_path / "ser")
+    assert data["compare"] == {"wall_ratio": 0.6, "metrics_json_identical": 1, "metrics_json_runs": 2,
+                               "metrics_json_differ": ["b/metrics.json"], "summary_csv_identical": True}
+    text = rr._wrapped(rr.render_cpu_profile({**data, "machine": rr.machine()}))
+    flat = " ".join(text.split())
+    assert "took 0.60x its time. metrics.json was byte-identical between the two in 1 of 2 runs" in flat
+    assert "\n| solved | 0/1 | 1/1 |\n" in text  # table rows are not folded
+    assert "At T=10: rnn none solved 1/1 (0.005 of the baseline); lstm none solved 1/1" in flat
+    with pytest.raises(ValueError, match="not the same grid"):
+        params["train"]["max_steps"] = 60
+        _finished_study(tmp_path / "other", params, 1.0, 1, runs)
+        rr.study_record(tmp_path / "par", tmp_path / "other")
+    with pytest.raises(FileNotFoundError, match="run `make repro` in"):
+        rr.study_record(tmp_path)

@@ -118,10 +118,21 @@ def test_headline_names_who_solves_the_longest_T_and_the_gradient_that_reached_t
          "h_ratio_training": 0.2, "c_ratio_training": 1.3},
     ])
     line = study.headline(df)
-    assert line.startswith("At the longest adding T=50: rnn does not solve it (best test loss 67.00% of the "
-                           "baseline); lstm solves it (best test loss 0.13% of the baseline).")
-    assert "‖∂ℓ/∂h_T−1‖ was rnn 2.5e-08, 5.4e-07; lstm 0.29, 0.2 (clip none, norm1.0)" in line
+    assert line.startswith("At the longest adding T=50 (1 seed x clip none, norm1.0): rnn solved it in 0/2 runs "
+                           "(test loss median 80.00%, best 67.00% of the baseline); lstm solved it in 2/2 runs "
+                           "(test loss median 0.14%, best 0.13% of the baseline).")
+    assert ("(median over the probes), ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T−1‖ was rnn 2.5e-08, 5.4e-07; lstm 0.29, 0.2 "
+            "(clip none, norm1.0)") in line
     assert line.endswith("‖∂ℓ/∂c_0‖ / ‖∂ℓ/∂c_T−1‖ lstm 1.7, 1.3.")
+    # seeds pooled: solved k/n over seeds and clips, the gradient per clip as the median over seeds
+    seeds = pd.concat([df.assign(seed=s, h_ratio_training=df.h_ratio_training * f, solved=df.solved & (s < 2),
+                                 diverged=(s == 2) & (df.model == "rnn"))
+                       for s, f in ((0, 1.0), (1, 10.0), (2, 100.0))], ignore_index=True)
+    pooled = study.headline(seeds)
+    assert pooled.startswith("At the longest adding T=50 (3 seeds x clip none, norm1.0): rnn solved it in 0/6 runs "
+                             "(test loss median 80.00%, best 67.00% of the baseline; 2 diverged); lstm solved it "
+                             "in 4/6 runs")
+    assert "(median over the probes and seeds), ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T−1‖ was rnn 2.5e-07, 5.4e-06; lstm 2.9, 2" in pooled
     metrics = study.dvc_metrics(df)["adding"]
     assert set(metrics) == {"T10", "T50", "longest"} and metrics["longest"]["T"] == 50
     assert metrics["longest"]["lstm-none"] == metrics["T50"]["lstm-none"]

@@ -62,6 +62,52 @@ def read_result(name: str, results_dir: Path = RESULTS_DIR) -> dict[str, Any]:
     return json.loads((results_dir / f"{name}.json").read_text())
 
 
+def _finished_study(clone: Path) -> dict[str, Any]:
+    """What one finished `make repro` left in a checkout: its timing record and the grid it ran."""
+    import yaml
+
+    record = clone / "results" / "repro.json"
+    if not record.is_file():
+        raise FileNotFoundError(f"{record} is missing: run `make repro` in {clone} first (it writes the record)")
+    return {"repro": json.loads(record.read_text()), "params": yaml.safe_load((clone / "params.yaml").read_text())}
+
+
+def _same_files(a: Path, b: Path, pattern: str) -> tuple[int, list[str]]:
+    """How many files matching `pattern` there are under a, and those (relative paths) not byte-identical in b or
+    found in b only."""
+    files = sorted(p.relative_to(a) for p in a.glob(pattern))
+    differ = [str(p) for p in files if not (b / p).is_file() or (a / p).read_bytes() != (b / p).read_bytes()]
+    return len(files), differ + [str(p.relative_to(b)) for p in b.glob(pattern) if not (a / p.relative_to(b)).exists()]
+
+
+def study_record(clone: Path, serial: Path | None = None) -> dict[str, Any]:
+    """A finished study for README (pipelines/record_study.py): the grid, the wall time, the headline and the
+    per-cell table of `clone`; with `serial` (a checkout of the same grid where `make repro JOBS=1` ran) the wall
+    time ratio and whether summary.csv and every run's metrics.json are byte-identical between the two."""
+    from gradlab.summary import cells, headline, read_summary
+
+    par = _finished_study(clone)
+    p = par["params"]
+    df = read_summary(clone / "results" / "summary" / "summary.csv")
+    data: dict[str, Any] = {
+        "setup": {"profile": p["profile"], "tasks": p["study"]["tasks"], "seq_lens": p["study"]["seq_lens"],
+                  "seeds": p["study"]["seeds"], "models": p["study"]["models"],
+                  "clips": [c["tag"] for c in p["study"]["clips"]], "runs": len(df), **p["train"]},
+        "parallel": par["repro"], "headline": headline(df),
+        "cells": json.loads(cells(df).drop(columns=["published"]).to_json(orient="records"))}
+    if serial is not None:
+        ser = _finished_study(serial)
+        if ser["params"] != p:
+            raise ValueError(f"{serial}/params.yaml is not {clone}/params.yaml: not the same grid")
+        n, differ = _same_files(clone / "runs", serial / "runs", "*/metrics.json")
+        _, summary = _same_files(clone / "results" / "summary", serial / "results" / "summary", "summary.csv")
+        data["serial"] = ser["repro"]
+        data["compare"] = {"wall_ratio": round(par["repro"]["wall_s"] / ser["repro"]["wall_s"], 3),
+                           "metrics_json_identical": n - len(differ), "metrics_json_runs": n,
+                           "metrics_json_differ": differ, "summary_csv_identical": not summary}
+    return data
+
+
 # ------------------------------------------------------------------------------------------------ renderers
 
 
@@ -104,15 +150,65 @@ def render_documented_run(r: dict[str, Any]) -> str:
         f"\n![heatmap of log10 ‖∂ℓ/∂h_t‖ over training, rnn](docs/bptt_heatmap_rnn_T100.png)\n")
 
 
-RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"documented_run": render_documented_run}
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def render_cpu_profile(r: dict[str, Any]) -> str:
+    """The cpu profile as `make repro` ran it from a fresh clone (pipelines/record_study.py wrote the file)."""
+    s, par = r["setup"], r["parallel"]
+    models = ", ".join(f"{m['name']} (H={m['hidden_size']})" for m in s["models"])
+    lr = f"{s['lr']:.0e}".replace("e-0", "e-")
+    threads = f"{par['threads']} thread{'s' if par['threads'] != 1 else ''}"
+    text = (f"**The cpu profile** as `make repro` ran it from a fresh clone on {machine_line(r['machine'])} "
+            f"(`docs/results/cpu_profile.json`, written by `pipelines/record_study.py` from the clone's "
+            f"`results/repro.json` and summary): {' and '.join(s['tasks'])} task, "
+            f"T ∈ {{{', '.join(map(str, s['seq_lens']))}}}, {models}, clip {', '.join(s['clips'])}, "
+            f"seeds {', '.join(map(str, s['seeds']))}: {s['runs']} runs of {s['max_steps']} steps, "
+            f"B={s['batch_size']}, Adam {lr}. With JOBS={par['jobs']} and {threads} per stage it took "
+            f"{_minutes(par['wall_s_since_make'])} from `make repro` to the report, installing `.venv` included "
+            f"({_minutes(par['wall_s'])} for the {par['stages']} stages).")
+    if "serial" in r:
+        ser, c = r["serial"], r["compare"]
+        text += (f" The same grid with `make repro JOBS=1` (a plain `dvc repro`, {ser['threads']} threads) in "
+                 f"another clone of the same commit took {_minutes(ser['wall_s'])} for the stages: the parallel "
+                 f"study took {c['wall_ratio']:.2f}x its time. metrics.json was byte-identical between the two in "
+                 f"{c['metrics_json_identical']} of {c['metrics_json_runs']} runs, and summary.csv "
+                 f"{'was identical' if c['summary_csv_identical'] else 'differed'}.")
+    text += (" The per-run figures are bitwise only on that CPU and software; across machines what holds is the "
+             "pattern over seeds. The headline, as the summary computes it:\n\n> " + r["headline"] + "\n\n")
+    longest = max(s["seq_lens"])
+    rows = [c for c in r["cells"] if c["T"] == longest]
+    lines = [f"| T={longest}, median over seeds | " + " | ".join(f"{c['model']} {c['clip']}" for c in rows) + " |",
+             "|---|" + "---|" * len(rows),
+             "| solved | " + " | ".join(c["solved"] for c in rows) + " |",
+             "| test MSE / baseline | " + " | ".join(g(c["loss/baseline"]) for c in rows) + " |",
+             "| solved at step (val < 1%) | " + " | ".join(
+                 "–" if c["steps_to_solve"] is None else str(c["steps_to_solve"]) for c in rows) + " |",
+             "| steps clipped | " + " | ".join(
+                 "–" if c["clip"] == "none" else f"{c['clip_fraction']:.0%}" for c in rows) + " |",
+             "| ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T−1‖ while training | " + " | ".join(
+                 g(c["h_0/h_T-1 (training)"]) for c in rows) + " |"]
+    text += "\n".join(lines) + "\n"
+    for T in [t for t in s["seq_lens"] if t != longest]:
+        short = [c for c in r["cells"] if c["T"] == T]
+        text += (f"\nAt T={T}: " + "; ".join(f"{c['model']} {c['clip']} solved {c['solved']} "
+                                             f"({g(c['loss/baseline'])} of the baseline)" for c in short) + ".\n")
+    return text
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"documented_run": render_documented_run,
+                                                          "cpu_profile": render_cpu_profile}
 WIDTH = 120  # README's line length
 
 
 def _wrapped(text: str) -> str:
-    """Each paragraph of a rendered block folded to README's line length (Markdown joins the lines again)."""
+    """Each paragraph of a rendered block folded to README's line length (Markdown joins the lines again); table
+    rows stay whole."""
     import textwrap
 
-    return "".join(textwrap.fill(p, WIDTH, break_on_hyphens=False, break_long_words=False) + "\n"
+    return "".join((p if p.startswith("|") else textwrap.fill(p, WIDTH, break_on_hyphens=False,
+                                                              break_long_words=False)) + "\n"
                    for p in text.rstrip("\n").split("\n"))
 
 

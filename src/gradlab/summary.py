@@ -106,27 +106,33 @@ def cells(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline(df: pd.DataFrame, task: str = "adding") -> str:
-    """At the longest T of `task`: which models solved it and which did not, and how much of the gradient at
-    t=T-1 reached t=0 in each while it trained (the probes' median ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T-1‖, and for c)."""
+    """At the longest T of `task`: how many runs of each model solved it (seeds and clip settings pooled), and how
+    much of the gradient at t=T-1 reached t=0 while it trained (the probes' median ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T-1‖, then
+    the median over seeds, per clip setting; and the same for c)."""
     sel = df[(df.task == task) & (df.status != "missing")]
     if sel.empty:
         return f"No {task} runs in this study."
     T = int(sel.seq_len.max())
     at = sel[sel.seq_len == T]
+    seeds = at.seed.nunique()
+    clips = list(dict.fromkeys(at["clip"]))
     parts = []
     for model in [m for m in MODELS if m in set(at.model)]:
         g = at[at.model == model]
-        best = g.loss_rel_baseline.min()
-        verdict = "solves" if g.solved.any() else "does not solve"
-        parts.append(f"{model} {verdict} it (best test loss {best:.2%} of the baseline)")
-    return f"At the longest {task} T={T}: " + "; ".join(parts) + "." + _why(at)
+        diverged = int(g.diverged.fillna(False).astype(bool).sum())
+        parts.append(f"{model} solved it in {int(g.solved.sum())}/{len(g)} runs (test loss median "
+                     f"{g.loss_rel_baseline.median():.2%}, best {g.loss_rel_baseline.min():.2%} of the baseline"
+                     + (f"; {diverged} diverged" if diverged else "") + ")")
+    setup = f"{seeds} seed{'s' if seeds > 1 else ''} x clip {', '.join(clips)}"
+    return f"At the longest {task} T={T} ({setup}): " + "; ".join(parts) + "." + _why(at)
 
 
 def _why(at: pd.DataFrame) -> str:
-    """The gradient half of the headline, one value per run (clip settings in grid order)."""
+    """The gradient half of the headline: per model, one value per clip setting (grid order), median over seeds."""
     def per_model(column: str) -> str:
         have = at[at[column].notna()]
-        return "; ".join(f"{m} " + ", ".join(f"{v:.2g}" for v in have[have.model == m][column])
+        return "; ".join(f"{m} " + ", ".join(f"{v:.2g}" for v in
+                                             have[have.model == m].groupby("clip", sort=False)[column].median())
                          for m in MODELS if m in set(have.model))
 
     h = per_model("h_ratio_training")
@@ -134,7 +140,8 @@ def _why(at: pd.DataFrame) -> str:
         return ""
     clips = list(dict.fromkeys(at.loc[at.h_ratio_training.notna(), "clip"]))
     c = per_model("c_ratio_training")
-    return (" The gradient shows why: while training (median over the probes), ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T−1‖ was "
+    seeds = " and seeds" if at.seed.nunique() > 1 else ""
+    return (f" The gradient shows why: while training (median over the probes{seeds}), ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T−1‖ was "
             + h + f" (clip {', '.join(clips)})" + (f", and ‖∂ℓ/∂c_0‖ / ‖∂ℓ/∂c_T−1‖ {c}" if c else "") + ".")
 
 

@@ -1,0 +1,42 @@
+"""Record a finished study for README: `python pipelines/record_study.py CLONE [--serial CLONE] [--name cpu_profile]`.
+
+CLONE is a checkout where `make repro` ran (its results/repro.json, results/summary/summary.csv and runs/); --serial
+another checkout of the same commit where `make repro JOBS=1` ran the same grid. Writes docs/results/<name>.json (the
+grid, the wall times and their ratio, whether summary.csv and every run's metrics.json are byte-identical between the
+two, the headline and the per-cell table) and rewrites README.md's `<name>` block from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clone", type=Path, help="the checkout where `make repro` (JOBS>1) ran")
+    parser.add_argument("--serial", type=Path, default=None, help="the checkout where `make repro JOBS=1` ran")
+    parser.add_argument("--name", default="cpu_profile", help="docs/results/<name>.json and README's block")
+    args = parser.parse_args(argv)
+
+    from gradlab.readme_results import study_record, update_readme, write_result
+
+    try:
+        data = study_record(args.clone, args.serial)
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    path = write_result(args.name, data)
+    print(f"wrote {path}; README.md " + ("updated" if update_readme() else "unchanged (or no such block)"))
+    if args.serial:
+        c = data["compare"]
+        print(f"wall {data['parallel']['wall_s']:.0f} s vs {data['serial']['wall_s']:.0f} s serial: "
+              f"{c['wall_ratio']:.2f}x; "
+              f"metrics.json identical in {c['metrics_json_identical']}/{c['metrics_json_runs']} runs; "
+              f"summary.csv {'identical' if c['summary_csv_identical'] else 'differs'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
