@@ -19,6 +19,8 @@ import yaml
 from browser import chromium, render
 from conftest import ROOT
 
+from gradlab import parallel
+
 BIN = Path(sys.executable).parent
 GENERATED = ("runs/", "data/", "results/", "reports/", "multirun/", "outputs/", ".venv/", "dvc.lock")
 
@@ -116,8 +118,15 @@ def test_second_repro_does_nothing(study):
     took = time.perf_counter() - started
     assert "Running stage" not in again.stdout and "is cached" not in again.stdout, again.stdout[-2000:]
     print(f"second dvc repro: {took:.1f}s")  # the benchmark of record is in the README, not a timed assert
+    # the study's own record, written when it finished (and not rewritten by a run that had nothing to do)
+    record = json.loads((study / "results/repro.json").read_text())
+    assert {k: record[k] for k in ("profile", "stages", "jobs", "threads")} == {
+        "profile": "smoke", "stages": len(lock), "jobs": 2,
+        "threads": parallel.default_threads(parallel.cpu_cores(), 2)}
+    assert 0 < record["wall_s"] and record["wall_s_since_make"] is None  # not started by make
     runner = repro(study, "--jobs", "2")
     assert runner.returncode == 0 and "up to date" in runner.stdout, runner.stdout
+    assert json.loads((study / "results/repro.json").read_text()) == record
 
 
 def test_wandb_pointers_are_not_results(study):

@@ -184,7 +184,7 @@ def render_cpu_profile(r: dict[str, Any]) -> str:
              "| solved | " + " | ".join(c["solved"] for c in rows) + " |",
              "| test MSE / baseline | " + " | ".join(g(c["loss/baseline"]) for c in rows) + " |",
              "| solved at step (val < 1%) | " + " | ".join(
-                 "–" if c["steps_to_solve"] is None else str(c["steps_to_solve"]) for c in rows) + " |",
+                 "–" if c["steps_to_solve"] is None else f"{c['steps_to_solve']:.0f}" for c in rows) + " |",
              "| steps clipped | " + " | ".join(
                  "–" if c["clip"] == "none" else f"{c['clip_fraction']:.0%}" for c in rows) + " |",
              "| ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T−1‖ while training | " + " | ".join(
