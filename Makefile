@@ -5,13 +5,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
+# ARGS reach the command as written: make does not expand them and no shell does (gradlab.argv splits them as a shell
+# would, quotes and all), so a Hydra interpolation gets through: ARGS='-m run_name=${model.name}-lr${optim.lr} …'
+export GRADLAB_ARGS := $(value ARGS)
+RUN := $(BIN)/python -m gradlab.argv
 PROFILE ?=
 JOBS ?=
 THREADS ?=
+SRUN ?=
 # when make began (read once, as it starts): `make repro` records its time since then, set-up included
 STARTED := $(shell date +%s.%N)
 
-.PHONY: venv test test-numerics test-slow documented-run readme experiment analyze generate geometry repro queue summary report browser screenshot sync wandb-report sweep bench lint clean
+.PHONY: venv test test-numerics test-cluster cluster-up cluster-down test-slow documented-run readme experiment analyze generate geometry repro queue summary report browser screenshot sync wandb-report sweep bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,27 +41,38 @@ test-numerics: $(STAMP)  ## the numeric tests under every CPU code path above (C
 	    > .numerics.log 2>&1 && tail -n 1 .numerics.log || { echo FAILED; cat .numerics.log; rm -f .numerics.log; exit 1; }; \
 	done; rm -f .numerics.log
 
+test-cluster: $(STAMP) cluster-up  ## the Slurm tests against a single-node cluster on this machine (~8 min; CI runs them)
+	$(BIN)/python -m pytest -m cluster -p no:cacheprovider
+
+cluster-up:  ## install (root, Debian's slurm-wlm + munge) and start a single-node Slurm cluster, partition `debug`
+	scripts/cluster.sh up
+
+cluster-down:  ## stop that cluster (by the PIDs cluster-up recorded)
+	scripts/cluster.sh down
+
 test-slow: $(STAMP)  ## the slow end-to-end tests (science sanity runs)
 	$(BIN)/python -m pytest -m slow
 
 experiment: $(STAMP)  ## one training run: make experiment ARGS="model=nfg_lstm task.seq_len=200 clip=norm"
-	$(BIN)/python pipelines/train.py $(ARGS)
+	$(RUN) pipelines/train.py
 
 analyze: $(STAMP)  ## BPTT probe of a trained run on test data: make analyze ARGS="<the run's overrides>"
-	$(BIN)/python pipelines/analyze.py $(ARGS)
+	$(RUN) pipelines/analyze.py
 
 generate: $(STAMP)  ## one data set: make generate ARGS="task=copy task.seq_len=200"
-	$(BIN)/python pipelines/generate.py $(ARGS)
+	$(RUN) pipelines/generate.py
 
 geometry: $(STAMP)  ## random vectors vs theory: make geometry ARGS="geometry.dims=[2,10,100] geometry.n_pairs=2000"
-	$(BIN)/python pipelines/geometry.py $(ARGS)
+	$(RUN) pipelines/geometry.py
 
 # JOBS stages side by side (default: one per core, on a GPU as many as its memory holds; JOBS=1: a plain dvc repro),
 # THREADS intra-op threads each (default: cores / JOBS). PROFILE=smoke|cpu|gpu switches params.yaml first.
+# SRUN="<srun options>" (on a Slurm cluster's login node): the train and analyze stages run as Slurm job steps.
 repro: $(STAMP)  ## the whole study (dvc repro, JOBS stages at once); PROFILE=smoke|cpu|gpu switches params.yaml first
 	$(if $(PROFILE),$(BIN)/python pipelines/switch_profile.py $(PROFILE))
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python pipelines/repro.py $(if $(JOBS),--jobs $(JOBS)) \
-	  $(if $(THREADS),--threads $(THREADS)) --started $(STARTED)
+	  $(if $(THREADS),--threads $(THREADS)) $(if $(filter command line environment,$(origin SRUN)),--srun '$(SRUN)') \
+	  --started $(STARTED)
 
 queue: $(STAMP)  ## start the queued `dvc exp run --queue` experiments, JOBS at a time, THREADS each (as repro)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python pipelines/repro.py --queue $(if $(JOBS),--jobs $(JOBS)) \
@@ -75,13 +91,13 @@ browser:  ## headless Chromium for the report test (Debian's package; installed 
 	  echo "note: no chromium (apt-get install chromium); the report's browser test will be skipped outside CI"
 
 sync: $(STAMP)  ## upload the offline wandb runs (needs `wandb login` and the network; offline: says so, changes nothing)
-	$(BIN)/python pipelines/wandb_report.py --sync-only $(ARGS)
+	$(RUN) pipelines/wandb_report.py --sync-only
 
 wandb-report: $(STAMP)  ## sync, then build the W&B Report and print its URL: make wandb-report ARGS="--entity me"
-	$(BIN)/python pipelines/wandb_report.py $(ARGS)
+	$(RUN) pipelines/wandb_report.py
 
 sweep: $(STAMP)  ## Hydra multirun: make sweep ARGS="-m model=rnn,lstm,nfg_lstm task.seq_len=100,200"
-	$(BIN)/python pipelines/train.py $(ARGS)
+	$(RUN) pipelines/train.py
 
 screenshot: $(STAMP) browser  ## a screenshot of reports/index.html in headless Chromium -> docs/report.png
 	$(BIN)/python tests/browser.py reports/index.html docs/report.png

@@ -3,6 +3,8 @@
 --jobs 1 is a plain `dvc repro`; more run the independent stages side by side (gradlab.parallel), each stage with K
 intra-op threads. Defaults: one job per core (on a GPU: as many as its memory holds) and cores // jobs threads.
 --queue starts DVC's experiment queue instead (`dvc queue start -j N`, `make queue`), its workers with K threads.
+--srun OPTIONS (`make repro SRUN="-p debug"`) runs the train and analyze stages as Slurm job steps, JOBS at a time,
+from a machine of the cluster (gradlab.parallel.stage_command); srun checks the request first (--test-only).
 A study that ran and succeeded leaves results/repro.json: its wall time (and, with --started, the time since `make`
 started, set-up included), jobs, threads, profile and machine.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -57,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=count, default=None, help="stages at once (default: auto)")
     parser.add_argument("--threads", type=count, default=None, help="intra-op threads per stage (default: auto)")
     parser.add_argument("--queue", action="store_true", help="run `dvc queue start -j N` (queued experiments)")
+    parser.add_argument("--srun", default=None, metavar="OPTIONS",
+                        help="run the train and analyze stages as Slurm job steps: `srun OPTIONS --cpus-per-task="
+                             "THREADS dvc repro --single-item <stage>` (e.g. '-p debug'; '' for srun's defaults)")
     parser.add_argument("--started", type=float, default=None,
                         help="when the command that runs this began (unix time; `make repro` passes its own)")
     parser.add_argument("targets", nargs="*", help="stages or dvc.yaml paths (default: the whole pipeline)")
@@ -69,26 +75,40 @@ def main(argv: list[str] | None = None) -> int:
         threads = args.threads or parallel.default_threads(cores, jobs)
         print(f"dvc queue start -j {jobs}, {threads} threads per experiment ({cores} cores)")
         return subprocess.call([dvc, "queue", "start", "-j", str(jobs)], env=parallel.thread_env(threads))
-    if jobs == 1:  # today's `dvc repro`; threads only where asked for
+    srun = None if args.srun is None else shlex.split(args.srun)
+    if srun is not None and not shutil.which("srun"):
+        print(f"error: --srun {args.srun!r}: there is no srun here (run from a machine of the Slurm cluster)",
+              file=sys.stderr)
+        return 2
+    if srun is not None:  # the request checked by Slurm before any stage starts: one line naming what is wrong
+        test = subprocess.run(["srun", "--test-only", "--ntasks=1", f"--cpus-per-task={args.threads or 1}", *srun,
+                               "true"], capture_output=True, text=True)
+        if test.returncode != 0:
+            print(f"error: --srun {args.srun!r}: {' '.join(test.stderr.split())}", file=sys.stderr)
+            return 2
+    if jobs == 1 and srun is None:  # today's `dvc repro`; threads only where asked for
         stages = len(parallel.plan(Path.cwd(), args.targets).order)
         rc = subprocess.call([dvc, "repro", *args.targets], env=parallel.thread_env(args.threads))
         threads = args.threads
     else:
-        threads = args.threads or parallel.default_threads(cores, jobs)
+        # on a cluster the runs are Slurm's to place: 1 thread each unless asked (one core per run is fastest here)
+        threads = args.threads or (1 if srun is not None else parallel.default_threads(cores, jobs))
         plan = parallel.plan(Path.cwd(), args.targets)
         stages = len(plan.order)
         if not stages:
             print("Data and pipelines are up to date.")
             return 0
-        print(f"{stages} stages to run, {jobs} at a time, {threads} threads each ({cores} cores)", flush=True)
-        rc = parallel.run_plan(plan, jobs, threads, Path.cwd(), dvc=dvc)
+        where = f"train/analyze through srun {args.srun}".rstrip() if srun is not None else f"{cores} cores"
+        print(f"{stages} stages to run, {jobs} at a time, {threads} threads each ({where})", flush=True)
+        rc = parallel.run_plan(plan, jobs, threads, Path.cwd(), dvc=dvc, srun=srun)
     if rc == 0 and stages:
-        record(Path("results/repro.json"), began, args.started, stages, jobs, threads, cores, args.targets)
+        record(Path("results/repro.json"), began, args.started, stages, jobs, threads, cores, args.targets,
+               args.srun)
     return rc
 
 
 def record(path: Path, began: float, started: float | None, stages: int, jobs: int, threads: int | None,
-           cores: int, targets: list[str]) -> None:
+           cores: int, targets: list[str], srun: str | None = None) -> None:
     """results/repro.json: how long this reproduction took, and with what (written whole or not at all)."""
     import json
 
@@ -100,7 +120,7 @@ def record(path: Path, began: float, started: float | None, stages: int, jobs: i
     now = time.time()
     profile = yaml.safe_load(Path("params.yaml").read_text()).get("profile")
     data = {"profile": profile, "targets": targets, "stages": stages, "jobs": jobs,
-            "threads": threads or "torch default", "cores": cores, "wall_s": round(now - began, 1),
+            "threads": threads or "torch default", "cores": cores, "srun": srun, "wall_s": round(now - began, 1),
             "wall_s_since_make": None if started is None else round(now - started, 1),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "machine": machine()}
     atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())

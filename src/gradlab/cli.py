@@ -36,6 +36,11 @@ def register_schemas() -> None:
 
 
 register_schemas()
+# conf/hydra/launcher/slurm.yaml's GPU request: none on a CPU-only partition unless the run asks for a GPU
+OmegaConf.register_new_resolver("gradlab_slurm_gpus", lambda accelerator, devices, partition: __import__(
+    "gradlab.slurm", fromlist=["gpus_per_node"]).gpus_per_node(getattr(accelerator, "value", str(accelerator)),
+                                                              int(devices), partition),
+    replace=True)
 
 
 def compose(config_name: str, overrides: list[str]) -> DictConfig:
@@ -105,13 +110,42 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
+def sweep_launcher(config_name: str, overrides: list[str]) -> DictConfig:
+    """hydra.launcher as the sweep will use it (composed with one job's overrides, interpolations resolved)."""
+    GlobalHydra.instance().clear()
+    try:
+        with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = hydra.compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    except COMPOSITION_ERRORS as err:
+        raise ConfigError(one_line(err, config_name)) from err
+    launcher = cfg.hydra.launcher
+    try:
+        return OmegaConf.create(OmegaConf.to_container(launcher, resolve=True))
+    except OmegaConfBaseException as err:
+        raise ConfigError(one_line(err, config_name)) from err
+
+
 def check_sweep(config_name: str, overrides: list[str], check: Callable[[Config], None]) -> None:
-    """Every job of a sweep, loaded and checked before any is launched; no two jobs may share a run folder."""
+    """Every job of a sweep, loaded and checked before any is launched; no two jobs may share a run folder. Sent to
+    Slurm, the jobs' machine is not this one: each job's request is checked against the partition instead
+    (gradlab.slurm.check_request), and each job checks its machine as it starts."""
+    from gradlab import slurm
+    from gradlab.config import machine_elsewhere
+
+    jobs = sweep_jobs(overrides)
+    launcher = sweep_launcher(config_name, jobs[0]) if jobs else None
+    on_slurm = launcher is not None and str(launcher.get("_target_", "")).endswith("SlurmLauncher")
     folders: dict[str, int] = {}
-    for i, job in enumerate(sweep_jobs(overrides)):
+    for i, job in enumerate(jobs):
         try:
             cfg = load(config_name, job)
-            check(cfg)
+            if on_slurm:
+                with machine_elsewhere("slurm"):
+                    check(cfg)
+                if i == 0 and hasattr(cfg, "trainer"):
+                    slurm.check_request(launcher, cfg.trainer.accelerator.value)
+            else:
+                check(cfg)
         except (ConfigError, DataError) as err:
             raise ConfigError(f"{err} (sweep job #{i}: {' '.join(job)})") from err
         if (name := getattr(cfg, "run_name", None)) is None:

@@ -8,7 +8,9 @@ value and what is allowed. Checks that depend on the machine (a GPU, its memory)
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -311,8 +313,23 @@ def cuda_will_be_used(accelerator: Accelerator) -> bool:
     return torch.cuda.is_available()
 
 
+_ELSEWHERE: list[str] = []  # while a sweep is checked for a cluster: the machine it runs on is not this one
+
+
+@contextlib.contextmanager
+def machine_elsewhere(where: str) -> Iterator[None]:
+    """Within: check_machine checks nothing (the runs go to `where`; each job checks its own machine as it starts)."""
+    _ELSEWHERE.append(where)
+    try:
+        yield
+    finally:
+        _ELSEWHERE.pop()
+
+
 def check_machine(cfg: TrainConfig) -> None:
     """What this machine must offer the run: a CUDA GPU when asked for one, room on it, bf16 LSTM kernels."""
+    if _ELSEWHERE:
+        return
     t = cfg.trainer
     if cuda_will_be_used(t.accelerator):
         import torch

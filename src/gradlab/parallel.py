@@ -98,10 +98,26 @@ def _pump(proc: subprocess.Popen, name: str, out) -> None:
         out.flush()
 
 
-def run_plan(p: Plan, jobs: int, threads: int | None, repo_root: Path, dvc: str = "dvc", out=sys.stdout) -> int:
+SRUN_STAGES = ("train", "analyze")  # the stages `--srun` sends to Slurm: the runs; the rest is seconds of work
+
+
+def stage_command(stage: str, dvc: str, srun: Sequence[str] | None, threads: int | None) -> list[str]:
+    """The command that reproduces one stage: DVC's, and with `srun` (its options) a train or analyze stage's DVC runs
+    as a one-task Slurm job step with `threads` CPUs: the runs fill a cluster, and DVC, on the shared file system,
+    still checks, runs, caches and records each stage."""
+    command = [dvc, "--wait-for-lock", "repro", "--single-item", stage]
+    if srun is None or stage.split("@")[0] not in SRUN_STAGES:
+        return command
+    return ["srun", "--ntasks=1", f"--cpus-per-task={threads or 1}", f"--job-name={stage}", *srun, *command]
+
+
+def run_plan(p: Plan, jobs: int, threads: int | None, repo_root: Path, dvc: str = "dvc", out=sys.stdout,
+             srun: Sequence[str] | None = None) -> int:
     """Run the plan's stages, `jobs` at a time; 0 when every stage succeeded. After a failure no new stage starts,
     the running ones finish (and are recorded), and the exit code is the failed stage's. SIGINT/SIGTERM stop the
-    running stages as a signal would stop `dvc repro` (each gets it; what they completed stays recorded)."""
+    running stages as a signal would stop `dvc repro` (each gets it; what they completed stays recorded). With
+    `srun` (a list of srun options, possibly empty) the train and analyze stages run as Slurm job steps
+    (stage_command)."""
     env = thread_env(threads)
     pending, running, done = list(p.order), {}, set()
     failed: list[tuple[str, int]] = []
@@ -124,7 +140,7 @@ def run_plan(p: Plan, jobs: int, threads: int | None, repo_root: Path, dvc: str 
                 if ready is None:
                     break
                 pending.remove(ready)
-                proc = subprocess.Popen([dvc, "--wait-for-lock", "repro", "--single-item", ready], cwd=repo_root,
+                proc = subprocess.Popen(stage_command(ready, dvc, srun, threads), cwd=repo_root,
                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                         process_group=0)  # its own group: a forwarded signal reaches its stage too
                 pump = threading.Thread(target=_pump, args=(proc, ready, out), daemon=True)

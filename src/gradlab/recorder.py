@@ -24,7 +24,7 @@ from gradlab.config import TrainConfig, as_dict
 from gradlab.data import SequenceData
 from gradlab.module import RecurrentModule
 from gradlab.probes import BPTTProbe, write_probe_outputs
-from gradlab.resume import Resume, continue_csv, csv_until, resume_from
+from gradlab.resume import GracefulStop, Resume, continue_csv, csv_until, resume_from
 from gradlab.runfolder import RunFolder, atomic_write_bytes, write_json
 from gradlab.subnormals import flush_state
 from gradlab.tasks import empirical_baseline
@@ -82,15 +82,18 @@ class RunRecorder(pl.Callback):
         print(f"training {cfg.run_name} on {where} for {cfg.trainer.max_steps} steps "
               f"(baseline loss {self.baseline['baseline/loss']:.4g})", flush=True)
 
-    def interrupted(self, trainer: pl.Trainer, signum: int) -> dict[str, Any]:
-        """A run stopped by a signal: its last.ckpt is written; exit 128 + signal (ranks > 0 return: a non-zero
-        exit of theirs would make Lightning's process observer kill rank 0 mid-way)."""
+    def interrupted(self, trainer: pl.Trainer, stop: GracefulStop) -> dict[str, Any]:
+        """A run stopped by a signal: its last.ckpt is written; the loggers are closed (a wandb run whose service the
+        same signal stopped, as Slurm's SIGTERM to the whole job does, is left as its offline files have it), the
+        signal's owner gets it (submitit requeues a timed-out job), and the process exits 128 + signal. Ranks > 0
+        return: a non-zero exit of theirs would make Lightning's process observer kill rank 0 mid-way."""
         if not trainer.is_global_zero:
             return {"status": "interrupted", "steps": trainer.global_step}
-        finish_loggers(trainer.loggers)
+        finish_loggers(trainer.loggers, abandon_wandb=True)
         print(f"{self.cfg.run_name}: interrupted at step {trainer.global_step}; checkpoint {self.folder.last_ckpt}. "
               f"Run the same command again to resume.", flush=True)
-        raise SystemExit(128 + signum)
+        stop.hand_over()
+        raise SystemExit(128 + stop.signum)
 
     def record(self, trainer: pl.Trainer, module: RecurrentModule, test: dict[str, Any]) -> dict[str, Any]:
         """The finished run's metrics (every rank); rank 0 writes them with the probe's outputs and the run info."""
@@ -125,7 +128,8 @@ class RunRecorder(pl.Callback):
 
         return {
             "wall_time_s": round(time.perf_counter() - self.started, 3), "device": str(module.device),
-            "torch": torch.__version__, "argv": " ".join(sys.argv), "processes": trainer.world_size,
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "argv": " ".join(sys.argv),
+            "processes": trainer.world_size,
             "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None,
             "resumed_from_step": self.resume.step if self.resume else None,
             # trainer.flush_denormal as it held: the share of the intra-op threads that flush subnormals (1.0: all)

@@ -113,8 +113,15 @@ def continue_csv(logger: Any, path: Path, kept: tuple[list[str], bytes] | None) 
     writer.metrics_keys = list(kept[0])
 
 
+# The signals that stop a run with last.ckpt at the current step: SIGTERM (kill, scancel, `scontrol requeue`,
+# preemption), SIGINT (Ctrl-C) and the time-limit warnings a Slurm job asks for with --signal (submitit's is USR2,
+# Lightning's USR1).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
+TIME_LIMIT_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+
+
 class GracefulStop(pl.Callback):
-    """last.ckpt at the end of every validation (trainer.val_every_n_steps), and on SIGTERM/SIGINT: finish the
+    """last.ckpt at the end of every validation (trainer.val_every_n_steps), and on a stop signal: finish the
     current optimizer step, write last.ckpt, stop. Both are written at the same point, the end of a validation,
     which is where Lightning resumes exactly (the step's logs included): a signal sets `trainer.should_stop`, and
     Lightning answers a stop with one more validation (which RecurrentModule leaves empty when it is not on the
@@ -123,6 +130,11 @@ class GracefulStop(pl.Callback):
 
     The process then exits with 128 + the signal number (run_training's caller), without metrics.json: the run is
     not finished, and rerunning the command resumes it. A second Ctrl-C while stopping is ignored.
+
+    This is the one handler of these signals while the run trains (it replaces Lightning's and submitit's). What
+    they would have done with a time-limit signal (submitit: requeue the job, counting timeouts) is handed to them
+    once last.ckpt is written and the loggers are closed (`hand_over`), so that the requeued job resumes at the
+    step the signal stopped, not at the last validation.
 
     Under DDP the signal may reach one process only (SIGTERM to rank 0): a max all-reduce after every step makes
     all ranks stop after the same step; every rank then reaches the same validation end and calls save_checkpoint
@@ -133,6 +145,7 @@ class GracefulStop(pl.Callback):
         self.path, self.csv_path = path, csv_path
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
+        self._owners: dict[int, Any] = {}  # the handlers found at train start, for hand_over
 
     def _handler(self, signum: int, frame: Any) -> None:
         if self.signum is None:
@@ -142,8 +155,17 @@ class GracefulStop(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # after Lightning has set its own SIGTERM handler (which would end the process with exit code 0): replace it
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handler)
+        self._owners = dict(self._previous)
+
+    def hand_over(self) -> None:
+        """After the stop (checkpoint written, loggers closed): a time-limit signal goes to the handler it would have
+        reached (submitit's requeues the job and exits, or raises when its timeouts are used up). Returns when
+        there is none."""
+        owner = self._owners.get(self.signum) if self.signum in TIME_LIMIT_SIGNALS else None
+        if callable(owner):
+            owner(self.signum, None)
 
     def _stop_requested(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
         """Whether a signal arrived; under DDP a max all-reduce, so that all ranks stop after the same step."""

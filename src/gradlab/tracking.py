@@ -17,13 +17,17 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from gradlab.config import LoggerConfig
 
 # Lightning's banner lines (GPU available, tips) and known-harmless warnings would bury the lines that matter.
 logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 logging.getLogger("lightning_fabric").setLevel(logging.WARNING)
-for _pattern in (".*Experiment logs directory.*", ".*isinstance\\(treespec, LeafSpec\\).*"):
+# (srun: Lightning's hint for multi-process jobs, printed on any machine with Slurm installed; gradlab's own runs are
+# single processes or started by Lightning, submitit or srun, see README's Slurm section)
+for _pattern in (".*Experiment logs directory.*", ".*isinstance\\(treespec, LeafSpec\\).*",
+                 ".*The `srun` command is available on your system but is not used.*"):
     warnings.filterwarnings("ignore", message=_pattern)
 
 
@@ -44,12 +48,44 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
+class ToleratingWandbLogger(WandbLogger):
+    """Lightning's WandbLogger, for a run that outlives wandb's service process. A SIGTERM to a whole Slurm job
+    (`scontrol requeue`, preemption, scancel) stops that process along with the run, and the run's next log call
+    would raise ConnectionResetError in the middle of the training step that is about to write last.ckpt. From the
+    first such error on, this logger drops what it is given (one warning); the run goes on with metrics.csv, and its
+    wandb files keep what was logged until then."""
+
+    lost: str | None = None
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if self.lost is not None:
+            return
+        try:
+            super().log_metrics(metrics, step)
+        except OSError as err:  # ConnectionResetError, BrokenPipeError: the service is gone
+            self.lost = f"{type(err).__name__}: {str(err).strip()[:80]}"
+            _warn(f"wandb's service stopped ({self.lost}); the run goes on, its log in metrics.csv")
+
+
+def _abandon_wandb(logger: WandbLogger, why: str) -> None:
+    """Leave a wandb run whose service is gone as its offline files have it, and drop wandb's own exit hook (it would
+    only fail the same way, with a traceback, as the process exits)."""
+    import wandb
+
+    try:
+        wandb.teardown()
+    except Exception:  # noqa: S110 -- the service is gone: there is nothing left to close
+        pass
+    _warn(f"the wandb run was left as its files have it ({why}): what was logged before the signal")
+
+
 def _start_wandb(logger: LoggerConfig, name: str, save_dir: Path, config: dict[str, Any], mode: str) -> WandbLogger:
     import wandb
 
     os.environ["WANDB_MODE"] = mode  # the mode settled here; wandb would also read an inherited (even empty) one
-    run = WandbLogger(project=logger.project, entity=logger.entity, name=name, save_dir=str(save_dir), mode=mode,
-                      config=config, settings=wandb.Settings(init_timeout=30, console="off"))
+    run = ToleratingWandbLogger(project=logger.project, entity=logger.entity, name=name, save_dir=str(save_dir),
+                                mode=mode, config=config, settings=wandb.Settings(init_timeout=30, console="off"))
     # Lightning 2.6 always passes anonymous=None, which wandb >= 0.2x answers with a deprecation warning
     run._wandb_init.pop("anonymous", None)
     run.experiment  # noqa: B018 -- start the run now, where a failure can still be handled
@@ -106,12 +142,25 @@ def wandb_run_dir(loggers: list[Logger]) -> str | None:
     return None
 
 
-def finish_loggers(loggers: list[Logger]) -> None:
-    """Flush the CSV and close the wandb run (its offline files are complete once this returns)."""
+def finish_loggers(loggers: list[Logger], abandon_wandb: bool = False) -> None:
+    """Flush the CSV and close the wandb run (its offline files are complete once this returns).
+
+    abandon_wandb: a run stopped by a signal may find wandb's service process stopped by the same signal (Slurm
+    signals every process of a job); closing it then fails, and the run is left as its offline files have it (what
+    reached the service before the signal) instead of failing the stop."""
     for logger in loggers:
         logger.save()
-        if isinstance(logger, WandbLogger):
+        if not isinstance(logger, WandbLogger):
+            continue
+        if lost := getattr(logger, "lost", None):
+            _abandon_wandb(logger, lost)
+            continue
+        try:
             logger.experiment.finish()
+        except Exception as err:
+            if not abandon_wandb:
+                raise
+            _abandon_wandb(logger, f"{type(err).__name__}: {str(err).strip()[:80]}")
 
 
 class PlainProgress(pl.Callback):

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.plugins.environments import SLURMEnvironment
 
 from gradlab.choices import ClipMode, Strategy
 from gradlab.config import TrainConfig
@@ -26,6 +27,7 @@ from gradlab.probes import BPTTProbe
 from gradlab.recorder import RunRecorder
 from gradlab.resume import GracefulStop
 from gradlab.runfolder import RunFolder
+from gradlab.slurm import use_allocated_cpus
 from gradlab.subnormals import flushing
 from gradlab.tracking import PlainProgress
 
@@ -36,6 +38,7 @@ warnings.filterwarnings("ignore", message=".*when logging on epoch level in dist
 
 def run_training(cfg: TrainConfig) -> dict[str, Any]:
     """Train, test and write runs/<run_name>/ (config.yaml, metrics.json, metrics.csv, model.ckpt, bptt.csv, wandb/)."""
+    use_allocated_cpus()  # in a Slurm job: the CPUs it was given, not every core of the node
     # trainer.flush_denormal in this process's threads, for this run (run_info.json records what held)
     with distributed_job(cfg), flushing(cfg.trainer.flush_denormal):
         return _run_training(cfg)
@@ -53,7 +56,7 @@ def _run_training(cfg: TrainConfig) -> dict[str, Any]:
     with recorder.holding(trainer) as checkpoint:
         trainer.fit(module, datamodule=dm, ckpt_path=checkpoint)
         if stop.signum is not None:
-            return recorder.interrupted(trainer, stop.signum)
+            return recorder.interrupted(trainer, stop)
         module.finish()
         test = trainer.test(module, datamodule=dm, verbose=False)[0]  # every rank, on the whole test split
         trainer.save_checkpoint(folder.final_ckpt)  # atomic (fsspec transaction), by rank 0; every rank calls it
@@ -76,6 +79,11 @@ def build_trainer(cfg: TrainConfig, folder: RunFolder, callbacks: list[pl.Callba
     # auto: Lightning's choice for one process; ddp (never ddp_spawn/fork) when there are several
     strategy = Strategy.ddp if t.strategy == Strategy.auto and t.world_size > 1 else t.strategy
     progress_bar = sys.stdout.isatty()
+    plugins = None
+    if int(os.environ.get("SLURM_NTASKS", 0)) == t.world_size and "SLURM_PROCID" in os.environ:
+        # Slurm started the processes: Lightning's SLURM environment joins them, but without its auto-requeue
+        # (SIGUSR1: an HPC checkpoint and `scontrol requeue`): gradlab's GracefulStop owns the signals
+        plugins = [SLURMEnvironment(auto_requeue=False)]
     trainer = pl.Trainer(
         max_steps=t.max_steps, max_epochs=-1, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
         strategy=strategy, precision=t.precision, deterministic=t.deterministic,
@@ -85,7 +93,7 @@ def build_trainer(cfg: TrainConfig, folder: RunFolder, callbacks: list[pl.Callba
         num_sanity_val_steps=0, log_every_n_steps=t.log_every_n_steps, logger=loggers or [], callbacks=callbacks,
         enable_progress_bar=progress_bar, enable_model_summary=False, enable_checkpointing=False,
         # the data module shards the training batches itself; val/test: every rank evaluates the whole split
-        use_distributed_sampler=False, default_root_dir=str(folder.path),
+        use_distributed_sampler=False, default_root_dir=str(folder.path), plugins=plugins,
     )
     if not progress_bar and trainer.is_global_zero:  # the rank is known here (the strategy has set it)
         trainer.callbacks.append(PlainProgress(max(t.max_steps // 20, t.log_every_n_steps)))
