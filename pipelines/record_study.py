@@ -1,9 +1,10 @@
 """Record a finished study for README: `python pipelines/record_study.py CLONE [--serial CLONE] [--name cpu_profile]`.
 
 CLONE is a checkout where `make repro` ran (its results/repro.json, results/summary/summary.csv and runs/); --serial
-another checkout of the same commit where `make repro JOBS=1` ran the same grid. Writes docs/results/<name>.json (the
-grid, the wall times and their ratio, whether summary.csv and every run's metrics.json are byte-identical between the
-two, the headline and the per-cell table) and rewrites README.md's `<name>` block from it.
+another checkout of the same commit where `make repro JOBS=1` ran the same grid; --serial-same-threads one where
+`make repro JOBS=1 THREADS=<CLONE's threads>` ran it. Writes docs/results/<name>.json (the grid, the wall times and
+their ratios, whether summary.csv and every run's metrics.json are byte-identical between CLONE and each other
+checkout, the headline and the per-cell table) and rewrites README.md's `<name>` block from it.
 """
 
 from __future__ import annotations
@@ -17,21 +18,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clone", type=Path, help="the checkout where `make repro` (JOBS>1) ran")
     parser.add_argument("--serial", type=Path, default=None, help="the checkout where `make repro JOBS=1` ran")
+    parser.add_argument("--serial-same-threads", type=Path, default=None,
+                        help="the checkout where `make repro JOBS=1 THREADS=<the parallel study's>` ran")
     parser.add_argument("--name", default="cpu_profile", help="docs/results/<name>.json and README's block")
     args = parser.parse_args(argv)
 
     from gradlab.readme_results import study_record, update_readme, write_result
 
     try:
-        data = study_record(args.clone, args.serial)
+        data = study_record(args.clone, args.serial, args.serial_same_threads)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     path = write_result(args.name, data)
     print(f"wrote {path}; README.md " + ("updated" if update_readme() else "unchanged (or no such block)"))
-    if args.serial:
-        c = data["compare"]
-        print(f"wall {data['parallel']['wall_s']:.0f} s vs {data['serial']['wall_s']:.0f} s serial: "
+    for key, cmp in (("serial", "compare"), ("serial_same_threads", "compare_same_threads")):
+        if key not in data:
+            continue
+        c = data[cmp]
+        print(f"{key}: wall {data['parallel']['wall_s']:.0f} s vs {data[key]['wall_s']:.0f} s serial: "
               f"{c['wall_ratio']:.2f}x; "
               f"metrics.json identical in {c['metrics_json_identical']}/{c['metrics_json_runs']} runs; "
               f"summary.csv {'identical' if c['summary_csv_identical'] else 'differs'}")

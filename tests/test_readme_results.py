@@ -34,7 +34,7 @@ def test_number_formatting():
         rr.render("<!-- results:nothing -->\nx\n<!-- /results:nothing -->", ROOT)
 
 
-def _finished_study(root, params, wall_s, jobs, metrics):
+def _finished_study(root, params, wall_s, jobs, metrics, threads=1):
     """A checkout as `make repro` leaves it: params.yaml, results/repro.json, the summary and runs' metrics.json."""
     import pandas as pd
     import yaml
@@ -44,7 +44,7 @@ def _finished_study(root, params, wall_s, jobs, metrics):
     (root / "results" / "summary").mkdir(parents=True)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     (root / "results" / "repro.json").write_text(json.dumps(
-        {"jobs": jobs, "threads": 1, "stages": 9, "wall_s": wall_s, "wall_s_since_make": wall_s + 60}))
+        {"jobs": jobs, "threads": threads, "stages": 9, "wall_s": wall_s, "wall_s_since_make": wall_s + 60}))
     rows = [{**dict.fromkeys(summary.COLUMNS), "task": "adding", "seq_len": T, "model": m, "hidden_size": 4,
              "clip": "none", "seed": 0, "run": f"adding-T{T}-{m}-none-s0", "status": "completed",
              "solved": m == "lstm" or T == 10, "loss_rel_baseline": 0.005 if m == "lstm" or T == 10 else 0.9,
@@ -71,6 +71,17 @@ def test_a_study_record_compares_the_parallel_and_serial_checkouts_and_renders_i
     assert "took 0.60x its time. metrics.json was byte-identical between the two in 1 of 2 runs" in flat
     assert "\n| solved | 0/1 | 1/1 |\n" in text  # table rows are not folded
     assert "At T=10: rnn none solved 1/1 (0.005 of the baseline); lstm none solved 1/1" in flat
+    # the same comparison at the same threads per run: identical where the default-threads one was not
+    _finished_study(tmp_path / "ser1", params, 1100.0, 1, runs)
+    data = rr.study_record(tmp_path / "par", tmp_path / "ser", tmp_path / "ser1")
+    assert data["compare_same_threads"]["metrics_json_identical"] == 2
+    assert data["compare_same_threads"]["wall_ratio"] == round(600 / 1100, 3)
+    flat = " ".join(rr._wrapped(rr.render_cpu_profile({**data, "machine": rr.machine()})).split())
+    assert "(`make repro JOBS=1 THREADS=1`, 18.3 min; the parallel study took 0.55x its time), metrics.json was " \
+           "byte-identical in 2 of 2 runs, and summary.csv was identical" in flat
+    _finished_study(tmp_path / "ser2", params, 1100.0, 1, runs, threads=2)
+    with pytest.raises(ValueError, match="not the same threads per run"):
+        rr.study_record(tmp_path / "par", None, tmp_path / "ser2")
     with pytest.raises(ValueError, match="not the same grid"):
         params["train"]["max_steps"] = 60
         _finished_study(tmp_path / "other", params, 1.0, 1, runs)

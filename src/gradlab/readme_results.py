@@ -80,10 +80,12 @@ def _same_files(a: Path, b: Path, pattern: str) -> tuple[int, list[str]]:
     return len(files), differ + [str(p.relative_to(b)) for p in b.glob(pattern) if not (a / p.relative_to(b)).exists()]
 
 
-def study_record(clone: Path, serial: Path | None = None) -> dict[str, Any]:
+def study_record(clone: Path, serial: Path | None = None, serial_same_threads: Path | None = None) -> dict[str, Any]:
     """A finished study for README (pipelines/record_study.py): the grid, the wall time, the headline and the
     per-cell table of `clone`; with `serial` (a checkout of the same grid where `make repro JOBS=1` ran) the wall
-    time ratio and whether summary.csv and every run's metrics.json are byte-identical between the two."""
+    time ratio and whether summary.csv and every run's metrics.json are byte-identical between the two; with
+    `serial_same_threads` (`make repro JOBS=1 THREADS=<clone's threads>`) the same comparison at equal threads per
+    run, which is what bitwise equality needs (a run's floating-point sums depend on its thread count)."""
     from gradlab.summary import cells, headline, read_summary
 
     par = _finished_study(clone)
@@ -95,18 +97,23 @@ def study_record(clone: Path, serial: Path | None = None) -> dict[str, Any]:
                   "clips": [c["tag"] for c in p["study"]["clips"]], "runs": len(df), **p["train"]},
         "parallel": par["repro"], "headline": headline(df),
         "cells": json.loads(cells(df).drop(columns=["published"]).to_json(orient="records"))}
-    if serial is not None:
-        ser = _finished_study(serial)
+    for key, other in (("serial", serial), ("serial_same_threads", serial_same_threads)):
+        if other is None:
+            continue
+        ser = _finished_study(other)
         if ser["params"] != p:
-            raise ValueError(f"{serial}/params.yaml is not {clone}/params.yaml: not the same grid")
-        n, differ = _same_files(clone / "runs", serial / "runs", "*/metrics.json")
-        _, summary = _same_files(clone / "results" / "summary", serial / "results" / "summary", "summary.csv")
-        data["serial"] = ser["repro"]
-        data["compare"] = {"wall_ratio": round(par["repro"]["wall_s"] / ser["repro"]["wall_s"], 3),
-                           "metrics_json_identical": n - len(differ), "metrics_json_runs": n,
-                           "metrics_json_differ": differ, "summary_csv_identical": not summary}
+            raise ValueError(f"{other}/params.yaml is not {clone}/params.yaml: not the same grid")
+        if key == "serial_same_threads" and ser["repro"]["threads"] != par["repro"]["threads"]:
+            raise ValueError(f"{other} ran with {ser['repro']['threads']} threads, {clone} with "
+                             f"{par['repro']['threads']}: not the same threads per run")
+        n, differ = _same_files(clone / "runs", other / "runs", "*/metrics.json")
+        _, summary = _same_files(clone / "results" / "summary", other / "results" / "summary", "summary.csv")
+        data[key] = ser["repro"]
+        data["compare" if key == "serial" else "compare_same_threads"] = {
+            "wall_ratio": round(par["repro"]["wall_s"] / ser["repro"]["wall_s"], 3),
+            "metrics_json_identical": n - len(differ), "metrics_json_runs": n,
+            "metrics_json_differ": differ, "summary_csv_identical": not summary}
     return data
-
 
 # ------------------------------------------------------------------------------------------------ renderers
 
@@ -175,6 +182,13 @@ def render_cpu_profile(r: dict[str, Any]) -> str:
                  f"study took {c['wall_ratio']:.2f}x its time. metrics.json was byte-identical between the two in "
                  f"{c['metrics_json_identical']} of {c['metrics_json_runs']} runs, and summary.csv "
                  f"{'was identical' if c['summary_csv_identical'] else 'differed'}.")
+    if "serial_same_threads" in r:
+        ser, c = r["serial_same_threads"], r["compare_same_threads"]
+        text += (f" With {threads} per run there as well (`make repro JOBS=1 THREADS={ser['threads']}`, "
+                 f"{_minutes(ser['wall_s'])}; the parallel study took {c['wall_ratio']:.2f}x its time), metrics.json "
+                 f"was byte-identical in {c['metrics_json_identical']} of {c['metrics_json_runs']} runs, and "
+                 f"summary.csv {'was identical' if c['summary_csv_identical'] else 'differed'}: what differs at "
+                 f"default threads is the thread count, not the runner.")
     text += (" The per-run figures are bitwise only on that CPU and software; across machines what holds is the "
              "pattern over seeds. The headline, as the summary computes it:\n\n> " + r["headline"] + "\n\n")
     longest = max(s["seq_lens"])
