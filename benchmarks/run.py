@@ -15,6 +15,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import geometry_bench  # noqa: E402
+import lyapunov_bench  # noqa: E402
 import network_bench  # noqa: E402
 import probe_bench  # noqa: E402
 import study_bench  # noqa: E402
@@ -35,7 +36,8 @@ def markdown(rows: list[dict], header: str) -> str:
 
 def main() -> None:
     started = time.time()
-    rows = geometry_bench.run() + training_bench.run() + probe_bench.run() + network_bench.run() + study_bench.run()
+    rows = (geometry_bench.run() + training_bench.run() + probe_bench.run() + lyapunov_bench.run() + network_bench.run()
+            + study_bench.run())
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "threads": torch.get_num_threads(),
             "cuda": torch.cuda.is_available(), "wall_s": round(time.time() - started, 1)}
     header = ("# gradlab benchmarks\n\n"

@@ -33,6 +33,15 @@ def test_analyze_probes_a_trained_run_on_test_data(tmp_path):
     assert summary["geometry_dW_hh_across_time_angle_sd_deg"] == pytest.approx(geo.loc["dW_hh_across_time",
                                                                                          "angle_sd_deg"])
     assert (out / "figures" / "geometry_angles.png").stat().st_size > 1000
+    # the Lyapunov spectra of the (h, c) state, 32 dimensions, 16 largest: at init and trained
+    lyap = pd.read_csv(out / "lyapunov.csv")
+    assert list(lyap.columns) == ["when", "index", "exponent"] and lyap.groupby("when").size().to_dict() == {
+        "init": 16, "trained": 16}
+    for when, key in (("trained", "lyapunov_max"), ("init", "lyapunov_max_init")):
+        sel = lyap[lyap.when == when].exponent
+        assert summary[key] == sel.iloc[0] == sel.max() and sel.is_monotonic_decreasing
+    assert summary["lyapunov_max"] != summary["lyapunov_max_init"]
+    assert (out / "figures" / "lyapunov.png").stat().st_size > 1000
     # the same weights, probed on validation data during training, give the same kind of table
     assert set(pd.read_csv(run_dir / "bptt.csv").quantity) == set(df.quantity)
 

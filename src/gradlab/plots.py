@@ -103,3 +103,17 @@ def angle_sets(angles: dict, dims: dict[str, int], title: str, path: Path) -> Pa
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10, y=1.04)
     return save(fig, path)
+
+
+def lyapunov_spectra(table: pd.DataFrame, decay_rate: float | None, title: str, path: Path) -> Path:
+    """The finite-time Lyapunov exponents by index, one line per `when` (init, trained), with the probe's measured
+    gradient decay rate as a horizontal line (λ_1 is the rate it comes from)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for when, sel in table.groupby("when", sort=False):
+        ax.plot(sel["index"] + 1, sel["exponent"], marker="o", ms=3, label=str(when))
+    if decay_rate is not None and np.isfinite(decay_rate):
+        ax.axhline(decay_rate, color="k", ls="--", lw=1, label="measured ∂ℓ/∂h decay rate (trained)")
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.set(xlabel="index i", ylabel="λ_i (ln per step)", title=title)
+    ax.legend(fontsize=8)
+    return save(fig, path)

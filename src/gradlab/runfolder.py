@@ -72,6 +72,7 @@ class Probed:
     bptt = property(lambda self: self.path / "bptt.csv")
     figures = property(lambda self: self.path / "figures")
     wandb = property(lambda self: self.path / "wandb")
+    lyapunov = property(lambda self: self.path / "lyapunov.csv")  # the analysis stage's spectra (init, trained)
     geometry = property(lambda self: self.path / "geometry.csv")  # the analysis stage's vectors against random ones
 
 

@@ -41,6 +41,28 @@ def load_checkpoint(path: Path, cfg: TrainConfig) -> tuple[RecurrentModule, dict
     return module.eval(), ckpt
 
 
+LYAPUNOV_K = 16  # exponents per spectrum (all of them for a state of up to 16 dimensions)
+
+
+def lyapunov_stage(cfg: TrainConfig, module: RecurrentModule, x) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The k largest finite-time Lyapunov exponents (float64) along the probe batch's trajectories, of the trained
+    net and of the same net at initialisation (the init training started from: same seed, same construction)."""
+    import pytorch_lightning as pl
+    import torch
+
+    from gradlab.lyapunov import lyapunov_spectrum, state_size
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)  # as run_training does before building the module
+    init = RecurrentModule(cfg).eval()
+    k = min(LYAPUNOV_K, state_size(module.model))
+    rows, scalars = [], {}
+    for when, net in (("init", init.model), ("trained", module.model)):
+        spectrum = lyapunov_spectrum(net, x, k=k, dtype=torch.float64)
+        rows += [{"when": when, "index": i, "exponent": float(v)} for i, v in enumerate(spectrum.exponents)]
+        scalars["lyapunov_max" + ("_init" if when == "init" else "")] = spectrum.largest
+    return pd.DataFrame(rows), scalars
+
+
 def run(cfg: TrainConfig) -> dict[str, Any]:
     """Probe the trained run on its first probe.batch_size test sequences; write analysis/ and a wandb run."""
     folder = RunFolder.of(cfg.runs_dir, cfg.run_name)
@@ -63,20 +85,26 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
         out.figures / "geometry_angles.png")
     geo_scalars = {f"geometry_{r['set']}_{k}": r[k] for r in geo_rows
                    for k in ("angle_mean_deg", "angle_sd_deg", "random_angle_sd_deg")}
+    spectra, lyap_scalars = lyapunov_stage(cfg, module, x)
+    atomic_write_bytes(out.lyapunov, spectra.to_csv(index=False).encode())
+    figures["lyapunov"] = plots.lyapunov_spectra(spectra, result.scalars["decay_rate"],
+                                                 f"{cfg.run_name}: Lyapunov spectrum", out.figures / "lyapunov.png")
     summary = {"step": step, "status": module.status, "probe_batch": len(x), "split": "test",
-               **{f"bptt_{k}": v for k, v in result.scalars.items()}, **geo_scalars}
+               **{f"bptt_{k}": v for k, v in result.scalars.items()}, **lyap_scalars, **geo_scalars}
     loggers = make_loggers(cfg.logger, cfg.run_name, out.path, {**as_dict(cfg), "job_type": "analysis"})
     for lg in loggers:
         lg.log_metrics({f"analysis/bptt_{k}": v for k, v in result.scalars.items()}, step=step)
         lg.log_metrics({k.replace("geometry_", "geometry/", 1): v for k, v in geo_scalars.items()}, step=step)
+        lg.log_metrics({f"analysis/{k}": v for k, v in lyap_scalars.items()}, step=step)
     log_bptt_to_wandb(loggers, df, figures, prefix="analysis/bptt")
     wandb_dir = wandb_run_dir(loggers)
     finish_loggers(loggers)
     write_json(out.metrics, summary)
     print(f"{cfg.run_name}: probed step {step} on {len(x)} test sequences: decay rate "
           f"{result.scalars['decay_rate']:.4g}/step (predicted {result.scalars['decay_rate_predicted']:.4g}), "
-          f"horizon {result.scalars['horizon']:.0f} of {x.shape[1]}")
-    print(f"analysis:    {out.path}/  (metrics.json, bptt.csv, geometry.csv, figures/)")
+          f"horizon {result.scalars['horizon']:.0f} of {x.shape[1]}; Lyapunov λ_1 {lyap_scalars['lyapunov_max']:.4g}"
+          f"/step (at init {lyap_scalars['lyapunov_max_init']:.4g})")
+    print(f"analysis:    {out.path}/  (metrics.json, bptt.csv, lyapunov.csv, geometry.csv, figures/)")
     if wandb_dir:
         print(f"wandb run:   {wandb_dir}")
     return summary
