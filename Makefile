@@ -16,7 +16,7 @@ SRUN ?=
 # when make began (read once, as it starts): `make repro` records its time since then, set-up included
 STARTED := $(shell date +%s.%N)
 
-.PHONY: venv test test-numerics test-cluster cluster-up cluster-down test-slow documented-run readme experiment analyze generate geometry repro queue summary report browser screenshot sync wandb-report sweep bench lint clean
+.PHONY: cliff venv test test-numerics test-cluster cluster-up cluster-down test-slow documented-run readme experiment analyze generate geometry repro queue summary report browser screenshot sync wandb-report sweep bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,9 @@ analyze: $(STAMP)  ## BPTT probe of a trained run on test data: make analyze ARG
 
 generate: $(STAMP)  ## one data set: make generate ARGS="task=copy task.seq_len=200"
 	$(RUN) pipelines/generate.py
+
+cliff: $(STAMP)  ## Pascanu et al.'s cliff (one sigmoid unit, SGD with/without clipping) -> results/cliff/ (seconds)
+	PYTHONPATH=src $(BIN)/python pipelines/cliff.py
 
 geometry: $(STAMP)  ## random vectors vs theory: make geometry ARGS="geometry.dims=[2,10,100] geometry.n_pairs=2000"
 	$(RUN) pipelines/geometry.py

@@ -117,3 +117,24 @@ def lyapunov_spectra(table: pd.DataFrame, decay_rate: float | None, title: str, 
     ax.set(xlabel="index i", ylabel="λ_i (ln per step)", title=title)
     ax.legend(fontsize=8)
     return save(fig, path)
+
+
+def cliff(surface: pd.DataFrame, trajectories: pd.DataFrame, walls: pd.DataFrame, title: str, path: Path) -> Path:
+    """log10 ‖∇ℓ‖ over (w, b), with SGD trajectories (one line per `run`) drawn on it, clipped to the map's extent
+    (an unclipped step off the wall leaves it), and the walls' resolved maxima (`walls`: b, w_at_max,
+    grad_norm_max), which the grid's cells are too coarse to show."""
+    table = surface.pivot(index="b", columns="w", values="grad_norm").sort_index()
+    w, b = table.columns.to_numpy(), table.index.to_numpy()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    mesh = ax.pcolormesh(w, b, np.log10(table.to_numpy() + 1e-300), shading="auto", cmap="magma")
+    fig.colorbar(mesh, ax=ax, label="log10 ‖∇ℓ‖")
+    for run, sel in trajectories.groupby("run", sort=False):
+        inside = sel[(sel.w >= w.min()) & (sel.w <= w.max()) & (sel.b >= b.min()) & (sel.b <= b.max())]
+        left = len(inside) < len(sel)
+        ax.plot(inside.w, inside.b, marker=".", ms=3, lw=1,
+                label=f"{run}" + (" (thrown off the map)" if left else ""))
+    ax.scatter(walls.w_at_max, walls.b, marker="x", color="w", s=30, zorder=3,
+               label=f"wall, resolved: ‖∇ℓ‖ up to {walls.grad_norm_max.max():.2g}")
+    ax.set(xlim=(w.min(), w.max()), ylim=(b.min(), b.max()), xlabel="w", ylabel="b", title=title)
+    ax.legend(fontsize=8, loc="lower left")
+    return save(fig, path)
