@@ -2,7 +2,8 @@
 
 Writes surface.csv (ℓ and ‖∇ℓ‖ on a (w, b) grid), slices.csv (along b = const: the largest ‖∇ℓ‖, resolved by
 refinement, where it lies, and the plain's median beside it), trajectories.csv (SGD from one start with and without
-norm clipping), summary.json and figures/cliff.png. Seconds on a CPU.
+norm clipping), summary.json, figures/cliff.png and a wandb run (offline unless WANDB_MODE says otherwise).
+Seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from gradlab import plots
     from gradlab.cliff import Cliff
+    from gradlab.config import LoggerConfig
     from gradlab.runfolder import atomic_write_bytes, write_json
+    from gradlab.tracking import log_once
 
     c = Cliff()
     surface = c.surface(W_RANGE, B_RANGE)
@@ -47,10 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     plots.cliff(surface, trajectories, slices, f"the cliff: x_t = w·σ(x_t−1) + b, T={c.T}",
                 args.out / "figures" / "cliff.png")
     write_json(args.out / "summary.json", summary)
+    figure = args.out / "figures" / "cliff.png"
+    where = log_once(LoggerConfig(), "cliff", args.out, {"job_type": "cliff", **summary["setup"]},
+                     lambda wandb: {"cliff/map": wandb.Image(str(figure)),
+                                    "cliff/slices": wandb.Table(dataframe=slices),
+                                    "cliff/trajectories": wandb.Table(dataframe=trajectories),
+                                    "cliff/grad_norm_max": summary["wall"]["grad_norm_max"],
+                                    **{f"cliff/largest_step/{k}": v for k, v in summary["largest_step"].items()}})
     wall = summary["wall"]
     print(f"cliff: ‖∇ℓ‖ up to {wall['grad_norm_max']:.3g} at (w={wall['w']:.6g}, b={wall['b']:g}), "
           f"{wall['grad_norm_max'] / wall['grad_norm_median']:.2g}x the slice's median; largest SGD step "
           + ", ".join(f"{run}: {v:.3g}" for run, v in summary["largest_step"].items()) + f" -> {args.out}/")
+    if where:
+        print(f"wandb run:   {where}")
     return 0
 
 

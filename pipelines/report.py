@@ -2,7 +2,8 @@
 
     python pipelines/report.py               # -> reports/index.html (open it in any browser; no network needed)
 
-Reads the summarize stage's table (results/summary/summary.csv), the runs' logs and figures, results/geometry.
+Reads the summarize stage's table (results/summary/summary.csv), the runs' logs and figures, results/geometry and
+results/cliff.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--summary", type=Path, default=Path("results/summary/summary.csv"))
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
     parser.add_argument("--geometry-dir", type=Path, default=Path("results/geometry"))
+    parser.add_argument("--cliff-dir", type=Path, default=Path("results/cliff"))
     parser.add_argument("--out", type=Path, default=Path("reports"))
     args = parser.parse_args(argv)
 
     from gradlab.stages import report
     from gradlab.summary import read_summary
 
-    path = reported(lambda: report.run(read_summary(args.summary), args.runs_dir, args.geometry_dir, args.out))
+    path = reported(lambda: report.run(read_summary(args.summary), args.runs_dir, args.geometry_dir, args.out,
+                                                   args.cliff_dir))
     print(f"report:      {path.resolve()}  ({path.stat().st_size / 1e6:.1f} MB, self-contained)")
 
 

@@ -77,5 +77,9 @@ def test_the_stage_writes_its_data_and_figure(tmp_path):
     assert summary["wall"]["grad_norm_max"] > 1e6 * summary["wall"]["grad_norm_median"]
     assert summary["largest_step"]["SGD"] > 100 and summary["largest_step"]["SGD, norm clipped at 1"] <= 0.05 + 1e-12
     assert {p.name for p in out.iterdir()} == {"surface.csv", "slices.csv", "trajectories.csv", "summary.json",
-                                               "figures"}
+                                               "figures", "wandb"}
+    from gradlab.wandb_log import logged_keys
+
+    assert {"cliff/map", "cliff/trajectories", "cliff/grad_norm_max"} <= logged_keys(
+        next((out / "wandb").glob("offline-run-*")))
     assert (out / "figures" / "cliff.png").stat().st_size > 10_000

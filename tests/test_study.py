@@ -99,6 +99,8 @@ def test_smoke_study_runs_end_to_end(study):
     assert (study / "results/geometry/reference.csv").is_file()
     page = (study / "reports/index.html").read_text()
     assert "Summary: which model learns which T" in page and "Published results" in page
+    assert "Why: the dynamics" in page and "The cliff (Pascanu, Mikolov, Bengio 2013)" in page
+    assert (study / "results/cliff/summary.json").is_file()
     assert "http://" not in page and "https://" not in page  # self-contained: nothing to fetch
     # DVC's own views of the study
     shown = dvc(study, "metrics", "show", "--json").stdout

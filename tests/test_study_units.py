@@ -171,3 +171,23 @@ def test_a_corrupt_run_record_fails_the_summary_and_writes_nothing(tmp_path, rec
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
     assert done.stderr.startswith(f"error: runs/adding-T10-lstm-none-s0/{record} is corrupt (")
     assert not (tmp_path / "results").exists()
+
+
+def test_lyapunov_agreement_per_model_and_its_reading_follow_the_numbers():
+    """λ_1 beside the measured decay rate, per model: the gap and the sentence change with the numbers."""
+    def row(model, lam, rate):
+        return {**dict.fromkeys(study.COLUMNS), "model": model, "lyapunov_max": lam, "lyapunov_max_init": -0.1,
+                "bptt_decay_rate": rate}
+
+    df = pd.DataFrame([row("rnn", -1.08, -1.12), row("rnn", -8.70, -8.87), row("nfg_lstm", -0.003, -0.13),
+                       row("lstm", None, -0.01)], columns=study.COLUMNS)
+    agreement = study.lyapunov_agreement(df).set_index("model")
+    assert list(agreement.index) == ["rnn", "nfg_lstm"] and agreement.loc["rnn", "runs"] == 2
+    assert agreement.loc["rnn", "abs_gap"] == pytest.approx((0.04 + 0.17) / 2)
+    text = study.lyapunov_reading(study.lyapunov_agreement(df))
+    assert text.startswith("λ_1 tracks the measured decay rate of ∂ℓ/∂h for rnn (median gap 3% of the rate over 2 "
+                           "runs)")
+    assert ("It does not for nfg_lstm (λ_1 -0.003 against a rate of -0.13): the state of nfg_lstm includes the cell"
+            in text)
+    df.loc[df.model == "rnn", "lyapunov_max"] = [-0.5, -4.0]  # far from the rates now: the verdict follows
+    assert "tracks" not in study.lyapunov_reading(study.lyapunov_agreement(df))

@@ -138,3 +138,16 @@ def cliff(surface: pd.DataFrame, trajectories: pd.DataFrame, walls: pd.DataFrame
     ax.set(xlim=(w.min(), w.max()), ylim=(b.min(), b.max()), xlabel="w", ylabel="b", title=title)
     ax.legend(fontsize=8, loc="lower left")
     return save(fig, path)
+
+
+def lyapunov_vs_decay(df: pd.DataFrame, title: str, path: Path) -> Path:
+    """One point per run: the probe's measured ∂ℓ/∂h decay rate (x) against λ_1 (y), per model, with y = x drawn."""
+    fig, ax = plt.subplots(figsize=(5.6, 4.6))
+    for model, sel in df.groupby("model", sort=False):
+        ax.scatter(sel.bptt_decay_rate, sel.lyapunov_max, s=18, label=str(model))
+    lo = float(np.nanmin([df.bptt_decay_rate.min(), df.lyapunov_max.min()]))
+    hi = float(np.nanmax([df.bptt_decay_rate.max(), df.lyapunov_max.max(), 0.0]))
+    ax.plot([lo, hi], [lo, hi], color="0.5", ls="--", lw=1, label="λ_1 = measured rate")
+    ax.set(xlabel="measured decay rate of ‖∂ℓ/∂h_t‖ (ln per step)", ylabel="λ_1 (ln per step)", title=title)
+    ax.legend(fontsize=8)
+    return save(fig, path)

@@ -23,7 +23,8 @@ MODELS = tuple(m.value for m in ModelName)  # the plots' columns, in this order
 COLUMNS = ["task", "seq_len", "model", "hidden_size", "clip", "seed", "run", "status", "solved", "solved_at_step",
            "steps", "loss_rel_baseline", "test_acc", "diverged", "diverged_at_step", "clip_fraction",
            "grad_norm_preclip_max", "bptt_horizon", "bptt_decay_rate", "bptt_decay_rate_predicted",
-           "bptt_decay_rate_c", "h_ratio_first_last", "h_ratio_training", "c_ratio_training", "published"]
+           "bptt_decay_rate_c", "lyapunov_max", "lyapunov_max_init", "h_ratio_first_last", "h_ratio_training",
+           "c_ratio_training", "published"]
 
 
 def read_csv(path: Path) -> pd.DataFrame:
@@ -50,7 +51,8 @@ def run_row(runs_dir: Path, key: RunKey) -> dict[str, Any]:
             "grad_norm_preclip_max": m.get("grad_norm_preclip_max"), "bptt_horizon": a.get("bptt_horizon"),
             "bptt_decay_rate": a.get("bptt_decay_rate"),
             "bptt_decay_rate_predicted": a.get("bptt_decay_rate_predicted"),
-            "bptt_decay_rate_c": a.get("bptt_decay_rate_c"), "h_ratio_first_last": h_ratio(run.analysis.bptt),
+            "bptt_decay_rate_c": a.get("bptt_decay_rate_c"), "lyapunov_max": a.get("lyapunov_max"),
+            "lyapunov_max_init": a.get("lyapunov_max_init"), "h_ratio_first_last": h_ratio(run.analysis.bptt),
             "h_ratio_training": h_ratio(run.bptt, probes="all"),
             "c_ratio_training": h_ratio(run.bptt, "dL_dc_norm", probes="all"),
             "published": published_for(key.task, key.model, key.seq_len, config)}
@@ -101,6 +103,7 @@ def cells(df: pd.DataFrame) -> pd.DataFrame:
                      "horizon": g.bptt_horizon.median(), "h_0/h_T-1": g.h_ratio_first_last.median(),
                      "h_0/h_T-1 (training)": g.h_ratio_training.median(),
                      "decay_rate": g.bptt_decay_rate.median(), "predicted": g.bptt_decay_rate_predicted.median(),
+                     "lyapunov_max": g.lyapunov_max.median(),
                      "clip_fraction": g.clip_fraction.median(), "published": g.published.iloc[0]})
     return pd.DataFrame(rows)
 
@@ -167,8 +170,44 @@ def markdown(df: pd.DataFrame) -> str:
               "‖∂ℓ/∂h_t‖ falls below 1e-3 of its value there (T if never), on test data after training. "
               "h_0/h_T-1: ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T-1‖ there; (training): its median over the probes while training. "
               "decay_rate: slope of ln‖∂ℓ/∂h_t‖ per step (negative: vanishing); predicted: the theory's "
-              "(rnn: mean field from W_hh and tanh'; lstm: mean ln f_t; nfg: 0).", ""]
+              "(rnn: mean field from W_hh and tanh'; lstm: mean ln f_t; nfg: 0). lyapunov_max: the largest "
+              "finite-time Lyapunov exponent of the trained net on the same test sequences (ln per step).", ""]
     return "\n".join(lines)
+
+
+def lyapunov_agreement(df: pd.DataFrame) -> pd.DataFrame:
+    """Per model, over its runs (all T, clips, seeds): the largest Lyapunov exponent λ_1 beside the probe's measured
+    ∂ℓ/∂h decay rate, and how far apart they are (medians; `rel_gap` = |λ_1 − rate| / |rate|). Nothing is fitted."""
+    have = df.dropna(subset=["lyapunov_max", "bptt_decay_rate"])
+    rows = []
+    for model in [m for m in MODELS if m in set(have.model)]:
+        g = have[have.model == model]
+        gap = (g.lyapunov_max - g.bptt_decay_rate).abs()
+        rows.append({"model": model, "runs": len(g), "lyapunov_max": g.lyapunov_max.median(),
+                     "lyapunov_max_init": g.lyapunov_max_init.median(), "decay_rate": g.bptt_decay_rate.median(),
+                     "abs_gap": gap.median(), "rel_gap": (gap / g.bptt_decay_rate.abs()).median()})
+    return pd.DataFrame(rows, columns=["model", "runs", "lyapunov_max", "lyapunov_max_init", "decay_rate",
+                                       "abs_gap", "rel_gap"])
+
+
+def lyapunov_reading(agreement: pd.DataFrame) -> str:
+    """Two sentences from the agreement table: which model's λ_1 tracks its measured decay, and which does not."""
+    if agreement.empty:
+        return "No run has both a Lyapunov spectrum and a test probe yet."
+    close = agreement[agreement.rel_gap <= 0.25]
+    far = agreement[agreement.rel_gap > 0.25]
+    parts = []
+    if len(close):
+        parts.append("λ_1 tracks the measured decay rate of ∂ℓ/∂h for " + ", ".join(
+            f"{r.model} (median gap {r.rel_gap:.0%} of the rate over {r.runs} runs)" for r in close.itertuples())
+            + ".")
+    if len(far):
+        cells = set(far.model) & {"lstm", "nfg_lstm"}
+        parts.append("It does not for " + ", ".join(
+            f"{r.model} (λ_1 {r.lyapunov_max:.2g} against a rate of {r.decay_rate:.2g})" for r in far.itertuples())
+            + (f": the state of {' and '.join(sorted(cells))} includes the cell, whose slow directions set λ_1 "
+               f"while the probe's rate follows ‖∂ℓ/∂h_t‖" if cells else "") + ".")
+    return " ".join(parts)
 
 
 def dvc_metrics(df: pd.DataFrame) -> dict[str, Any]:

@@ -212,7 +212,44 @@ def geometry_section(done: pd.DataFrame, runs_dir: Path, geometry_dir: Path) -> 
     return "".join(parts)
 
 
-def run(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path) -> Path:
+def dynamics_section(done: pd.DataFrame, runs_dir: Path, cliff_dir: Path, figdir: Path) -> str:
+    """Why: the dynamics. λ_1 against the measured decay rate (one point per run), the agreement per model with its
+    reading (generated from the numbers), a spectrum per model, and Pascanu et al.'s cliff."""
+    import json
+
+    from gradlab.summary import lyapunov_agreement, lyapunov_reading
+
+    parts = ['<h2 id="dynamics">Why: the dynamics</h2>',
+             '<p class="note">λ_1: the largest finite-time Lyapunov exponent of the trained net along the test '
+             "sequences (ln per step; the state is (h, c) for the LSTMs); beside it the BPTT probe's measured "
+             "decay rate of ‖∂ℓ/∂h_t‖. Nothing is fitted to the other.</p>"]
+    have = done.dropna(subset=["lyapunov_max", "bptt_decay_rate"])
+    if len(have):
+        agreement = lyapunov_agreement(done)
+        parts.append(f"<p>{html.escape(lyapunov_reading(agreement))}</p>")
+        parts.append(_table(agreement, left=("model",)))
+        scatter = plots.lyapunov_vs_decay(have, "λ_1 against the measured gradient decay, per run",
+                                          figdir / "lyapunov_vs_decay.png")
+        longest = _representatives(have[have.seq_len == have.seq_len.max()])
+        parts.append(_figs([(scatter, "λ_1 vs measured decay rate")]
+                           + [(RunFolder.of(runs_dir, r["run"]).analysis.figures / "lyapunov.png",
+                               f"{r['run']}: spectrum at init and trained") for _, r in longest.iterrows()]))
+    summary = cliff_dir / "summary.json"
+    if summary.is_file():
+        c = json.loads(summary.read_text())
+        wall, steps = c["wall"], c["largest_step"]
+        plain, clipped = (steps[k] for k in steps)
+        parts.append("<h3>The cliff (Pascanu, Mikolov, Bengio 2013)</h3>"
+                     f"<p>One sigmoid unit, x_t = w·σ(x_t−1) + b, T={c['setup']['T']}: on a wall of its loss surface "
+                     f"‖∇ℓ‖ reaches {wall['grad_norm_max']:.3g} (w={wall['w']:.6g}, b={wall['b']:g}), "
+                     f"{wall['grad_norm_max'] / wall['grad_norm_median']:.2g} times the median along that slice. "
+                     f"From the same start, plain SGD's largest step was {plain:.3g} and, with the gradient clipped "
+                     f"to norm {c['setup']['clip']:g}, {clipped:.3g} (learning rate {c['setup']['lr']:g}).</p>")
+        parts.append(_figs([(cliff_dir / "figures" / "cliff.png", "log10 ‖∇ℓ‖ over (w, b), with both runs")]))
+    return "".join(parts)
+
+
+def run(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path, cliff_dir: Path | None = None) -> Path:
     """Write out/index.html (and the figures it inlines under out/figures/); return the page's path."""
     figdir = out / "figures"
     done = df[df.status != "missing"]
@@ -227,6 +264,7 @@ def run(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path) -> Path
         '<h2 id="clipping">Clipping statistics</h2>' + _table(done[clip_cols], left=("run", "clip", "status"))
         + _figs([(grad_norm_figure(df, runs_dir, t, T, figdir / f"grad_norm_{t}-T{T}.png") or Path(""),
                   f"{t}, T={T}: ‖g‖ per optimizer step") for t, T in grid]),
+        dynamics_section(done, runs_dir, cliff_dir or Path("results/cliff"), figdir),
         geometry_section(done, runs_dir, geometry_dir),
     ]
     page = ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>gradlab study report</title>"
@@ -235,7 +273,8 @@ def run(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path) -> Path
             f"<p class='note'>{len(done)} runs; tasks {', '.join(sorted(set(done.task)))}; "
             f"T ∈ {sorted(set(int(t) for t in done.seq_len))}. Sections: <a href='#summary'>summary</a> · "
             "<a href='#learning'>learning curves</a> · <a href='#bptt'>BPTT</a> · <a href='#clipping'>clipping</a> · "
-            "<a href='#geometry'>geometry</a></p>" + "\n".join(sections) + "</body></html>\n")
+            "<a href='#dynamics'>dynamics</a> · <a href='#geometry'>geometry</a></p>" + "\n".join(sections)
+            + "</body></html>\n")
     path = out / "index.html"
     atomic_write_bytes(path, page.encode())
     return path
