@@ -41,7 +41,7 @@ test-numerics: $(STAMP)  ## the numeric tests under every CPU code path above (C
 	    > .numerics.log 2>&1 && tail -n 1 .numerics.log || { echo FAILED; cat .numerics.log; rm -f .numerics.log; exit 1; }; \
 	done; rm -f .numerics.log
 
-test-cluster: $(STAMP) cluster-up  ## the Slurm tests against a single-node cluster on this machine (~8 min; CI runs them)
+test-cluster: $(STAMP) cluster-up  ## the Slurm tests against a single-node cluster on this machine (~11 min here; CI runs them)
 	$(BIN)/python -m pytest -m cluster -p no:cacheprovider
 
 cluster-up:  ## install (root, Debian's slurm-wlm + munge) and start a single-node Slurm cluster, partition `debug`
