@@ -13,6 +13,8 @@ PROFILE ?=
 JOBS ?=
 THREADS ?=
 SRUN ?=
+ONLY ?=
+comma := ,
 # when make began (read once, as it starts): `make repro` records its time since then, set-up included
 STARTED := $(shell date +%s.%N)
 
@@ -111,8 +113,8 @@ documented-run: $(STAMP)  ## README's documented run (adding T=100, 3 models, ~5
 readme: $(STAMP)  ## rewrite README.md's result blocks from docs/results/*.json (a test checks they agree)
 	$(BIN)/python pipelines/readme_results.py
 
-bench: $(STAMP)  ## speed benchmarks -> benchmarks/results.md and results.json
-	$(BIN)/python benchmarks/run.py
+bench: $(STAMP)  ## speed benchmarks -> benchmarks/results.md and results.json (ONLY=lyapunov,probe: just those)
+	$(BIN)/python benchmarks/run.py $(subst $(comma), ,$(ONLY))
 
 lint: $(STAMP)
 	$(BIN)/ruff check src pipelines tests benchmarks

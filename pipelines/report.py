@@ -23,11 +23,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("reports"))
     args = parser.parse_args(argv)
 
+    import pandas as pd
+
     from gradlab.stages import report
     from gradlab.summary import read_summary
 
-    path = reported(lambda: report.run(read_summary(args.summary), args.runs_dir, args.geometry_dir, args.out,
-                                                   args.cliff_dir))
+    def run():
+        repro_csv = args.summary.parent / "reproduction.csv"
+        repro = pd.read_csv(repro_csv) if repro_csv.is_file() else None
+        return report.run(read_summary(args.summary), args.runs_dir, args.geometry_dir, args.out, args.cliff_dir, repro)
+
+    path = reported(run)
     print(f"report:      {path.resolve()}  ({path.stat().st_size / 1e6:.1f} MB, self-contained)")
 
 

@@ -22,10 +22,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--logger-mode", default="offline", help="wandb mode (default: offline; WANDB_MODE wins)")
     args = parser.parse_args(argv)
 
-    from gradlab.grid import read_params, study_runs
+    from gradlab.grid import paper_runs, read_params, study_runs
     from gradlab.stages import summarize
 
-    reported(lambda: summarize.run(study_runs(read_params(args.params)), args.runs_dir, args.out, args.logger_mode))
+    def run() -> None:
+        params = read_params(args.params)
+        summarize.run(study_runs(params), args.runs_dir, args.out, args.logger_mode, paper_runs(params))
+
+    reported(run)
 
 
 if __name__ == "__main__":

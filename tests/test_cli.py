@@ -5,7 +5,8 @@ from conftest import read_json, run_cli
 
 BAD_INPUTS = [
     (["model=gru"], "model='gru' is not a valid choice; choose one of: lstm, nfg_lstm, rnn"),
-    (["task=parity"], "task='parity' is not a valid choice; choose one of: adding, copy, first_token"),
+    (["task=parity"], "task='parity' is not a valid choice; choose one of: adding, adding_continual, adding_hs97, "
+                      "addition_pascanu, copy, first_token, temporal_order"),
     (["task.seq_len=1"], "task.seq_len=1 is out of range: must be an integer >= 2"),
     (["task.seq_len=-5"], "task.seq_len=-5 is out of range"),
     (["model.hidden_size=0"], "model.hidden_size=0 is out of range: must be an integer >= 1"),
@@ -19,7 +20,7 @@ BAD_INPUTS = [
     (["model.hidden_size=big"], "model.hidden_size"),
     (["model.recurrent_init=xavier"], "model.recurrent_init='xavier' is not a valid choice; choose one of: default, "
                                       "orthogonal"),
-    (["optim=rmsprop"], "optim='rmsprop' is not a valid choice; choose one of: adam, adamw, sgd"),
+    (["optim=adagrad"], "optim='adagrad' is not a valid choice; choose one of: adam, adamw, rmsprop, sgd"),
     (["model=rnn", "model.forget_bias=1.0"], "model.forget_bias=1.0 applies only to model=lstm"),
     (["trainer.batch_size=20000"], "trainer.batch_size=20000 is larger than the training set"),
     (["trainer.max_steps=0"], "trainer.max_steps=0 is out of range: must be an integer >= 1"),

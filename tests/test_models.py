@@ -119,3 +119,14 @@ def test_lstm_forget_bias_init():
 def test_bad_model_kind():
     with pytest.raises(ValueError, match="model kind='gru' is not a valid choice; choose one of: rnn, lstm, nfg_lstm"):
         RecurrentNet("gru", adding_spec(10), hidden_size=8)
+
+
+@pytest.mark.numerics
+def test_pascanus_sparse_init_has_15_weights_per_row_and_spectral_radius_095():
+    torch.manual_seed(0)
+    model = RecurrentNet("rnn", adding_spec(10), hidden_size=50, recurrent_init="sparse", recurrent_gain=0.95)
+    w = model.weights(0)[1].detach()
+    assert torch.all((w != 0).sum(1) == 15)
+    # float32 weights, the radius of their float64 copy: eigvals' error on a 50x50 matrix is far below 1e-5
+    rho = torch.linalg.eigvals(w.double()).abs().max().item()
+    assert rho == pytest.approx(0.95, rel=1e-5)

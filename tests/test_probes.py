@@ -264,7 +264,7 @@ def test_probe_during_training_writes_table_scalars_and_figures(train, model):
     assert list(df.columns) == BPTT_COLUMNS
     assert sorted(df.step.unique()) == [0, 8, 16, 20]  # start, every 8 steps, end
     expected = {"dL_dh_norm", "dW_hh_norm", "dW_ih_norm"} | (
-        {"tanh_deriv_mean"} if model == "rnn" else {"dL_dc_norm", "forget_gate_mean"})
+        {"tanh_deriv_mean"} if model == "rnn" else {"dL_dc_norm", "forget_gate_mean", "c_norm"})
     assert set(df.quantity) == expected
     counts = df.groupby(["step", "quantity"]).t.agg(["count", "min", "max"])
     assert (counts["count"] == 15).all() and (counts["min"] == 0).all() and (counts["max"] == 14).all()

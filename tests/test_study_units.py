@@ -1,5 +1,6 @@
 """The study's grid, profiles, published-results lookup, headline and metrics, without running anything."""
 
+import json
 import shutil
 
 import pandas as pd
@@ -35,7 +36,7 @@ def test_switching_profiles_keeps_hand_edits_of_the_current_one(tmp_path):
     params.write_text(edited)
     assert not switch_profile(params, "smoke") and params.read_text() == edited
     assert switch_profile(params, "cpu") and read_params(params)["profile"] == "cpu"
-    with pytest.raises(ConfigError, match="PROFILE='big' is not a valid choice; choose one of: cpu, gpu, smoke"):
+    with pytest.raises(ConfigError, match="PROFILE='big' is not a valid choice; choose one of: cpu, gpu, paper, smoke"):
         switch_profile(params, "big")
     assert read_params(params)["profile"] == "cpu"  # untouched by the refused switch
 
@@ -56,7 +57,7 @@ def test_published_results_sit_beside_the_matching_cells_with_how_ours_differs()
     hs97 = published_for("adding", "nfg_lstm", 100, ours)
     assert "Hochreiter & Schmidhuber 1997" in hs97  # the 1997 LSTM had no forget gate: beside nfg_lstm
     assert "task.name 'adding' vs 'adding_hs97'" in hs97 and "model.name" not in hs97
-    assert "not in gradlab: their adding variant" in hs97
+    assert "trainer.batch_size 64 vs 1" in hs97 and "not in gradlab: 2 memory blocks of 2 cells" in hs97
     assert "Hochreiter" not in published_for("adding", "lstm", 100, {**ours, "model": {"name": "lstm"}})
     rnn = {**ours, "model": {"name": "rnn", "hidden_size": 50}, "clip": {"mode": "norm", "threshold": 1.0}}
     beside = published_for("adding", "rnn", 150, rnn).split(" | ")
@@ -191,3 +192,46 @@ def test_lyapunov_agreement_per_model_and_its_reading_follow_the_numbers():
             in text)
     df.loc[df.model == "rnn", "lyapunov_max"] = [-0.5, -4.0]  # far from the rates now: the verdict follows
     assert "tracks" not in study.lyapunov_reading(study.lyapunov_agreement(df))
+
+
+def _paper_run(tmp_path, name, solved, solved_at_step, batch_size=64):
+    """A finished paper run as the `paper` stage leaves it: config.yaml (resolved) and metrics.json."""
+    from gradlab.grid import PaperRun
+
+    run = PaperRun("hs97_adding", 100, "nfg_lstm", int(name[-1]))
+    folder = tmp_path / "runs" / run.name
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"task": {"name": "adding_hs97"}, "model": {"name": "nfg_lstm", "hidden_size": 16},
+              "optim": {"name": "adam", "lr": 0.01}, "trainer": {"batch_size": batch_size}, "paper_name": "hs97_adding"}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    metrics = {"status": "completed", "solved": solved, "solved_at_step": solved_at_step,
+               "test_loss_rel_baseline": 0.001 if solved else 0.9}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return run, folder
+
+
+def test_the_reproduction_verdict_follows_the_result_files(tmp_path):
+    """The H&S 1997 row: 3 seeds solved -> reproduced, with their sequences beside ours; one run's metrics.json
+    changed to unsolved still leaves 2 of 3 (reproduced); two changed -> not reproduced; none run -> not run."""
+    from gradlab.summary import reproduction
+
+    runs = [_paper_run(tmp_path, f"s{s}", True, step) for s, step in ((0, 2000), (1, 3000), (2, 2500))]
+    papers = [r for r, _ in runs]
+
+    def hs97_row():
+        table = reproduction(papers, tmp_path / "runs")
+        assert set(table.verdict) <= {"reproduced", "not reproduced", "not comparable", "not run"}
+        assert table.source.str.startswith("Gers").any() and table.source.str.startswith("Arjovsky").any()
+        return table[table.source.str.startswith("Hochreiter")].iloc[0]
+
+    row = hs97_row()
+    assert row.verdict == "reproduced" and row.solved == "3/3" and row.seeds == 3
+    assert row["sequences to solve"] == "160,000 [128,000-192,000]"  # steps x batch 64
+    assert row.theirs.startswith("74,000 (ours/theirs 2.2x [1.7x-2.6x])")
+    assert "model.hidden_size 16 vs 4" in row["ours differs"] and "trainer.batch_size 64 vs 1" in row["ours differs"]
+    for folder in (runs[0][1], runs[1][1]):
+        metrics = json.loads((folder / "metrics.json").read_text())
+        (folder / "metrics.json").write_text(json.dumps(metrics | {"solved": False, "solved_at_step": None}))
+        verdict = hs97_row().verdict
+    assert verdict == "not reproduced" and hs97_row().solved == "1/3"
+    assert (reproduction([], tmp_path / "runs").verdict == "not run").all()

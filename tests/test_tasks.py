@@ -107,3 +107,86 @@ def test_ensure_dataset_refuses_other_sizes(tmp_path):
     assert ensure_dataset(tmp_path, t, SIZES, 0) == (tmp_path / "first_token" / "T20", False)
     with pytest.raises(DataError, match="sizes"):
         ensure_dataset(tmp_path, t, {**SIZES, "train": 10}, 0)
+
+
+# ---------------------------------------------------------------------------------------- the papers' variants
+
+
+def _real(x):
+    """Each left-padded sequence's first step: its first nonzero marker (-1 or, when X1 is the first pair, 1)."""
+    return [(row[:, 1] != 0).nonzero()[0].item() for row in x]
+
+
+def test_hs97_adding_follows_the_papers_description():
+    from gradlab.tasks import generate_adding_hs97
+
+    T, n = 100, 3000
+    x, y = generate_adding_hs97(seed=5, seq_len=T, n=n)
+    assert x.shape == (n, 110, 2) and y.shape == (n, 1)
+    starts = torch.tensor(_real(x))
+    lengths = 110 - starts
+    assert lengths.min() >= T and lengths.max() <= T + T // 10 and len(set(lengths.tolist())) == 11
+    for b in range(200):
+        s, row = int(starts[b]), x[b]
+        assert torch.all(row[:s] == 0)  # padding: zero pairs
+        values, marker = row[s:, 0], row[s:, 1]
+        assert values.abs().max() <= 1 and values.min() < 0  # U[-1, 1]
+        marked = (marker == 1).nonzero().flatten().tolist()
+        # X1 among the first ten pairs, X2 among the first T/2 - 1 others (so both within the first T/2)
+        assert len(marked) == 2 and marked[0] < 10 and marked[1] < T // 2
+        assert float(y[b]) == pytest.approx(0.5 + float(values[marked].sum()) / 4, abs=1e-6)
+        ends = (marker == -1).nonzero().flatten().tolist()  # -1 on the first and the last pair, unless marked
+        assert ends == ([0] if marked[0] != 0 else []) + [len(marker) - 1]
+    # X1 is 0 when the first pair is marked by it: about 1 in 10 sequences start with a marked zero
+    first_marked = x[torch.arange(n), starts, 1] == 1
+    assert 0.07 < first_marked.double().mean() < 0.14
+
+
+def test_pascanu_addition_and_temporal_order_follow_their_code():
+    from gradlab.tasks import generate_addition_pascanu, generate_temporal_order
+
+    x, y = generate_addition_pascanu(seed=2, seq_len=100, n=2000)
+    marker, values = x[..., 0], x[..., 1]  # their channel order
+    for b in range(300):
+        pos = (marker[b] == 1).nonzero().flatten()
+        first_real = (values[b] != 0).nonzero()[0].item()
+        length = 109 - first_real
+        assert 100 <= length < 110 and x.shape[1] == 109
+        p0, p1 = (pos - first_real).tolist()
+        assert 0 <= p0 < int(length * 0.1) <= p1 < int(length * 0.1) + int(length * 0.4)
+        assert float(y[b]) == pytest.approx(float(values[b, pos].mean()), abs=1e-6)  # the mean, not the sum
+    x, y = generate_temporal_order(seed=2, seq_len=100, n=4000)
+    symbols = x < 2
+    assert torch.all(symbols.sum(1) == 2) and torch.all(symbols[:, 10:20].sum(1) == 1)
+    assert torch.all(symbols[:, 50:60].sum(1) == 1)
+    assert torch.equal(y, x[:, 10:20].min(1).values + 2 * x[:, 50:60].min(1).values)
+    assert len(torch.bincount(y)) == 4
+
+
+def test_the_continual_stream_and_its_longer_test_split(tmp_path):
+    t = TASKS["adding_continual"](seq_len=10, n_segments=4, test_segments=9)
+    x, y = t.generate(0, 50)
+    assert x.shape == (50, 40, 3) and y.shape == (50, 40, 1)
+    has = ~torch.isnan(y[..., 0])
+    assert torch.equal(has.nonzero()[:, 1].unique(), torch.tensor([9, 19, 29, 39]))  # each segment's last step
+    assert torch.all(x[:, ::10, 2] == 1) and x[..., 2].sum() == 50 * 4  # the start flags
+    for k in range(4):
+        seg = x[:, 10 * k:10 * (k + 1)]
+        torch.testing.assert_close(y[:, 10 * k + 9, 0], (seg[..., 0] * seg[..., 1]).sum(1))
+    write_dataset(tmp_path, t, {"train": 8, "val": 8, "test": 8}, seed=1)
+    assert load_split(tmp_path, t, "train")[0].shape[1] == 40 and load_split(tmp_path, t, "test")[0].shape[1] == 90
+
+
+@pytest.mark.parametrize("name", ["adding_hs97", "addition_pascanu", "temporal_order", "adding_continual"])
+def test_the_variants_memoryless_baselines_and_accuracy(name):
+    """Loss and accuracy of the best memoryless guess, derived in each task's spec(), against 20,000 samples (the
+    same standard-error argument as above; the accuracy's binomial standard error is <= 0.36%, so 0.015 is > 4)."""
+    t = TASKS[name](seq_len=100) if name != "adding_continual" else TASKS[name]()
+    spec = t.spec()
+    _, y_train = t.generate(0, 20000)
+    _, y_eval = t.generate(1, 20000)
+    assert empirical_baseline(spec, y_train, y_eval) == pytest.approx(spec.baseline_loss, rel=0.03)
+    if spec.tolerance is not None:
+        guess = y_train.mean()
+        assert float(((y_eval - guess).abs() < spec.tolerance).double().mean()) == pytest.approx(
+            spec.baseline_accuracy, abs=0.015)

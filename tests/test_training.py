@@ -204,3 +204,30 @@ def test_nfg_forget_gate_is_exactly_one_in_a_sigterm_checkpoint(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM
     ckpt = torch.load(log.parent / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] >= 1 and forget_rows_frozen(ckpt["state_dict"], 16)
+
+
+@pytest.mark.parametrize("paper", ["hs97_adding", "gers00_continual", "pascanu13_temporal", "arjovsky16_copy"])
+def test_a_paper_setup_trains_and_records_itself(train, paper):
+    """paper=<setup> sets the groups and sizes of conf/paper/<setup>.yaml (shrunk here by the smoke profile, which
+    comes after it); the run records which setup it followed."""
+    metrics, run_dir = train(f"paper={paper}", *SMOKE, "task.seq_len=30", "model=lstm", "trainer.max_steps=4",
+                             "trainer.val_every_n_steps=2")
+    import yaml
+
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["paper_name"] == paper and config["trainer"]["stop_when_solved"] is True
+    expected = {"hs97_adding": ("adding_hs97", "adam", 64), "gers00_continual": ("adding_continual", "adam", 64),
+                "pascanu13_temporal": ("temporal_order", "sgd", 32), "arjovsky16_copy": ("copy", "rmsprop", 32)}
+    task, optim, _ = expected[paper]
+    assert config["task"]["name"] == task and config["optim"]["name"] == optim and config["model"]["name"] == "lstm"
+    assert metrics["status"] == "completed"
+
+
+def test_stop_when_solved_stops_at_the_validation_that_finds_it_solved(train):
+    """First-token at T=3 is solved (cross-entropy below 1% of log 4) within a few hundred steps; the run stops at
+    that validation instead of running out its budget."""
+    metrics, run_dir = train(*SMOKE, "task=first_token", "task.seq_len=3", "model=lstm", "optim.lr=3e-2",
+                             "trainer.max_steps=3000", "trainer.val_every_n_steps=25", "trainer.stop_when_solved=true",
+                             "logger=none", "probe.enabled=false")
+    assert metrics["solved"] and metrics["solved_at_step"] == metrics["steps"] < 3000
+    assert max(int(r["step"]) for r in step_rows(run_dir)) == metrics["steps"] - 1

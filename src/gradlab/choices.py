@@ -14,12 +14,14 @@ class ModelName(StrEnum):
 class RecurrentInit(StrEnum):
     default = "default"  # PyTorch's uniform init
     orthogonal = "orthogonal"  # every W_hh gate block = gain * Q
+    sparse = "sparse"  # Pascanu et al. 2013's smart init: 15 nonzero N(0, 0.01) per row, spectral radius = gain
 
 
 class OptimizerName(StrEnum):
     adam = "adam"
     adamw = "adamw"
     sgd = "sgd"
+    rmsprop = "rmsprop"
 
 
 class ClipMode(StrEnum):

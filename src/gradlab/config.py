@@ -61,9 +61,12 @@ class OptimConfig:
     name: OptimizerName = OptimizerName.adam
     lr: float = 1e-3
     weight_decay: float = 0.0
-    momentum: float = 0.0  # sgd only
+    momentum: float = 0.0  # sgd, rmsprop
+    alpha: float = 0.99  # rmsprop only: the squared-gradient average's decay (torch's default; Arjovsky et al.: 0.9)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.alpha < 1:
+            raise out_of_range("optim.alpha", self.alpha, "a number in [0, 1)")
         if self.lr <= 0:
             raise out_of_range("optim.lr", self.lr, "a number > 0")
         if self.weight_decay < 0:
@@ -109,6 +112,8 @@ class TrainerConfig:
     # A gradient norm (after clipping) above this is an explosion, recorded as divergence; null: only NaN/inf.
     # 1e10 is the cut Pascanu et al.'s reference code used; Adam would otherwise march on with 1e12 gradients.
     explode_threshold: float | None = 1e10
+    # Stop at the first validation that finds the task solved (the papers' protocol: sequences to solve).
+    stop_when_solved: bool = False
 
     @property
     def world_size(self) -> int:
@@ -139,8 +144,11 @@ class ProbeConfig:
     every_n_steps: int = 100
     batch_size: int = 32  # the first batch_size validation sequences (test sequences in the analysis stage)
     dtype: ProbeDtype = ProbeDtype.float64  # what the probe computes in (the training itself is unchanged)
+    lyapunov_k: int = 16  # the analyze stage's Lyapunov spectrum: its k largest exponents (all, for a smaller state)
 
     def __post_init__(self) -> None:
+        if self.lyapunov_k < 1:
+            raise out_of_range("probe.lyapunov_k", self.lyapunov_k, "an integer >= 1")
         if self.every_n_steps < 1:
             raise out_of_range("probe.every_n_steps", self.every_n_steps, "an integer >= 1")
         if self.batch_size < 1:
@@ -190,6 +198,7 @@ class TrainConfig:
     runs_dir: str = "runs"
     data_dir: str = "data"
     profile_name: str = "default"
+    paper_name: str | None = None  # the published setup (conf/paper/<name>.yaml) the run follows, if any
 
     def __post_init__(self) -> None:
         if self.trainer.batch_size > self.data.n_train:

@@ -7,6 +7,7 @@ mismatched file is a one-line DataError, never a silent wrong result.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -41,7 +42,7 @@ def write_dataset(root: str | Path, task: Task, sizes: dict[str, int], seed: int
     out = data_dir(root, task)
     manifest: dict[str, Any] = {"task": task.params(), "seed": seed, "splits": {}}
     for split in SPLITS:
-        x, y = task.generate(seed + _SPLIT_OFFSET[split], sizes[split])
+        x, y = task.for_split(split).generate(seed + _SPLIT_OFFSET[split], sizes[split])
         if x.dtype == torch.long:  # tokens are small: store them compactly
             x = x.to(torch.uint8)
         if y.dtype == torch.long:
@@ -93,7 +94,7 @@ def load_split(root: str | Path, task: Task, split: str) -> tuple[Tensor, Tensor
         if list(t.shape) != entry[f"{name}_shape"] or str(t.dtype) != entry[f"{name}_dtype"]:
             raise DataError(f"{path}: {name} has shape {list(t.shape)} {t.dtype}, manifest says "
                             f"{entry[f'{name}_shape']} {entry[f'{name}_dtype']}")
-    spec = task.spec()
+    spec = task.for_split(split).spec()
     if x.shape[1] != spec.total_len:
         raise DataError(f"{path}: sequences have length {x.shape[1]}, task needs {spec.total_len}")
     if x.dtype == torch.uint8:
@@ -110,7 +111,11 @@ def ensure_dataset(root: str | Path, task: Task, sizes: dict[str, int], seed: in
     """
     out = data_dir(root, task)
     if not (out / "manifest.json").exists():
-        return write_dataset(root, task, sizes, seed), True
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out.parent / f".{out.name}.lock", "w") as lock:  # runs side by side (seeds) generate it once
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (out / "manifest.json").exists():
+                return write_dataset(root, task, sizes, seed), True
     manifest = read_manifest(root, task)
     have = {s: manifest["splits"][s]["n"] for s in SPLITS}
     if have != sizes or manifest["seed"] != seed:

@@ -81,3 +81,30 @@ def switch_profile(params_path: Path, profile: str) -> bool:
         return False
     atomic_write_bytes(params_path, (STUDY_DIR / f"{profile}.yaml").read_bytes())
     return True
+
+
+@dataclass(frozen=True)
+class PaperRun:
+    """One run of a published setup (params.yaml `papers`, dvc.yaml stage `paper`)."""
+
+    paper: str  # conf/paper/<paper>.yaml
+    seq_len: int
+    model: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"paper-{self.paper}-T{self.seq_len}-{self.model}-s{self.seed}"
+
+
+def paper_runs(params: dict[str, Any]) -> list[PaperRun]:
+    """Every paper run of the profile, in dvc.yaml's matrix order (setup, seed); none when it has no `papers`."""
+    papers = params.get("papers") or {}
+    for s in papers.get("setups", []):
+        if not (CONF_DIR / "paper" / f"{s['name']}.yaml").is_file():
+            choices = sorted(f.stem for f in (CONF_DIR / "paper").glob("*.yaml"))
+            raise ConfigError(f"papers.setups name={s['name']!r} is not a valid choice; choose one of: "
+                              f"{', '.join(choices)}")
+        choose(ModelName, "papers.setups model", s["model"])
+    return [PaperRun(s["name"], int(s["T"]), s["model"], int(seed))
+            for s, seed in itertools.product(papers.get("setups", []), papers.get("seeds", []))]

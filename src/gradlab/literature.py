@@ -27,6 +27,9 @@ class Published:
     solved: bool | None
     setup: dict[str, Any] = field(default_factory=dict)  # config key -> the paper's value
     also: str = ""  # what the paper did that gradlab has no config key for
+    paper: str | None = None  # the setup gradlab runs for it: conf/paper/<paper>.yaml (None: none)
+    expect: dict[str, bool] = field(default_factory=dict)  # model -> solved? where it differs per model (else solved)
+    sequences: dict[int, int] = field(default_factory=dict)  # T -> training sequences they needed to solve it
 
     def speaks_to(self, task: str, model: str, seq_len: int) -> bool:
         return task == self.family and model in self.models and self.T[0] <= seq_len <= self.T[1]
@@ -59,9 +62,11 @@ PUBLISHED: tuple[Published, ...] = (
         "Hochreiter & Schmidhuber 1997, Exp. 4 (Table 7)",
         "the 1997 LSTM (no forget gate) solves the adding problem at T=100/500/1000 after 74k/209k/853k training "
         "sequences", "adding", ("nfg_lstm",), (100, 1000), True,
-        setup={"task.name": "adding_hs97", "model.name": "nfg_lstm"},
-        also="their adding variant: values U[-1,1], first marker among the first 10 steps, second before T/2, "
-             "target 0.5+(X1+X2)/4, a sequence correct when |error| < 0.04; online updates"),
+        setup={"task.name": "adding_hs97", "model.name": "nfg_lstm", "model.hidden_size": 4, "optim.name": "sgd",
+               "optim.lr": 0.5, "trainer.batch_size": 1},
+        also="2 memory blocks of 2 cells, gates shared per block; truncated BPTT (error flows back through the cells "
+             "only); a fresh sequence every update",
+        paper="hs97_adding", sequences={100: 74_000, 500: 209_000, 1000: 853_000}),
     Published(
         "Pascanu, Mikolov & Bengio 2013",
         "tanh RNN: ~100% success on their addition task up to T=200, with norm clipping AND their regulariser",
@@ -69,7 +74,8 @@ PUBLISHED: tuple[Published, ...] = (
         setup={"task.name": "addition_pascanu", "model.name": "rnn", "model.hidden_size": 50, "optim.name": "sgd",
                "optim.lr": 0.01, "trainer.batch_size": 20, "clip.mode": "norm"},
         also="both markers in the first half, target the mean; lengths drawn in [50, 200]; 'smart' init (sparse "
-             "W_hh at spectral radius 0.95); vanishing-gradient regulariser alpha=2; up to 5M iterations"),
+             "W_hh at spectral radius 0.95); vanishing-gradient regulariser alpha=2; up to 5M iterations",
+        paper="pascanu13_addition"),
     Published(
         "Pascanu, Mikolov & Bengio 2013",
         "tanh RNN: ~100% success on the temporal-order task up to T=200, with norm clipping AND their regulariser",
@@ -77,32 +83,34 @@ PUBLISHED: tuple[Published, ...] = (
         setup={"task.name": "temporal_order", "model.name": "rnn", "model.hidden_size": 50, "optim.name": "sgd",
                "optim.lr": 0.01, "trainer.batch_size": 20, "clip.mode": "norm"},
         also="classifies the order of two symbols at random early positions (not first-token); 'smart' init; "
-             "regulariser alpha=2; up to 5M iterations"),
+             "regulariser alpha=2; up to 5M iterations", paper="pascanu13_temporal"),
     Published(
         "Le, Jaitly & Hinton 2015", "tanh RNN fails on the adding problem beyond T=150", "adding", ("rnn",),
         (151, 400), False, setup={"task.name": "adding", "model.name": "rnn", "model.hidden_size": 100},
-        also="budgets and optimizer: the paper's figures"),
+        also="budgets and optimizer: the paper's figures", paper="le15_adding"),
     Published(
         "Le, Jaitly & Hinton 2015", "LSTM solves the adding problem at T=150-400", "adding", ("lstm",), (150, 400),
         True, setup={"task.name": "adding", "model.name": "lstm", "model.hidden_size": 100},
-        also="budgets and optimizer: the paper's figures"),
+        also="budgets and optimizer: the paper's figures", paper="le15_adding"),
     Published(
         "Arjovsky, Shah & Bengio 2016", "setup of their RNN/LSTM baselines on adding, T=100/200/400/750",
         "adding", ("rnn", "lstm"), (100, 750), None,
         setup={"task.name": "adding", "optim.name": "rmsprop", "optim.lr": 0.001, "trainer.batch_size": 20,
                "clip.mode": "value", "clip.threshold": 1.0},
-        also="hidden sizes per task and model: the paper's table"),
+        also="hidden sizes per task and model: the paper's table", paper="arjovsky16_adding"),
     Published(
         "Arjovsky, Shah & Bengio 2016", "setup of their RNN/LSTM baselines on copy, T=100/200/300/500", "copy",
         ("rnn", "lstm"), (100, 500), None,
         setup={"task.name": "copy", "optim.name": "rmsprop", "optim.lr": 0.001, "trainer.batch_size": 20,
                "clip.mode": "value", "clip.threshold": 1.0},
-        also="hidden sizes per task and model: the paper's table"),
+        also="hidden sizes per task and model: the paper's table", paper="arjovsky16_copy"),
     Published(
         "Gers, Schmidhuber & Cummins 2000",
         "an LSTM without forget gate fails on continual input streams (its cell state grows without bound) unless "
         "reset externally; the forget gate fixes it", None, ("nfg_lstm", "lstm"), (1, 10**9), False,
-        also="continual streams, no state reset between subsequences"),
+        setup={"task.name": "adding_continual"},
+        also="their stream: the continual embedded Reber grammar, trained online by RTRL (ours: a stream of adding "
+             "problems, full BPTT, Adam)", paper="gers00_continual", expect={"nfg_lstm": False, "lstm": True}),
     Published(
         "Greff et al. 2017", "no forget gate (NFG) is clearly worse on TIMIT, IAM and JSB (5400 runs)", None,
         ("nfg_lstm",), (1, 10**9), False, also="speech, handwriting and music data, not synthetic tasks"),
@@ -126,3 +134,67 @@ def published_table() -> list[dict[str, Any]]:
     return [{"source": p.source, "claim": p.claim, "found": verdict[p.solved],
              "beside": f"{p.family} {'/'.join(p.models)} T={p.T[0]}-{p.T[1]}" if p.family else "no gradlab task",
              "their setup": p.describe_setup()} for p in PUBLISHED]
+
+
+# ------------------------------------------------------------------------------------------ the reproduction table
+
+VERDICTS = ("reproduced", "not reproduced", "not comparable", "not run")
+
+
+def _span(values: list[float], fmt: str = "{:,.0f}") -> str:
+    """'median [min-max]' of a list (one value: itself)."""
+    v = sorted(values)
+    med = v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+    return fmt.format(med) if len(v) == 1 else f"{fmt.format(med)} [{fmt.format(v[0])}-{fmt.format(v[-1])}]"
+
+
+def verdict(p: Published, model: str, runs: list[dict[str, Any]]) -> str:
+    """From the numbers: `reproduced` when most seeds' outcome (solved or not) is the one the paper found for this
+    model, `not reproduced` otherwise; `not comparable` for a setup without a claimed outcome; `not run` without
+    runs. A tie (half the seeds) is not a reproduction."""
+    if not runs:
+        return "not run"
+    expected = p.expect.get(model, p.solved)
+    if expected is None:
+        return "not comparable"
+    finished = [r for r in runs if r.get("status") in ("completed", "diverged")]
+    if not finished:
+        return "not run"
+    solved = sum(bool(r.get("solved")) for r in finished)
+    majority = solved * 2 > len(finished) if expected else (len(finished) - solved) * 2 > len(finished)
+    return "reproduced" if majority else "not reproduced"
+
+
+def reproduction_rows(paper_runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per published claim and (model, T) that gradlab ran in the claim's own setup (conf/paper/), and one
+    per claim it did not run. `paper_runs`: one dict per run with paper, model, T, seed, status, solved,
+    solved_at_step, batch_size, loss_rel_baseline and config (its resolved config.yaml; None when missing)."""
+    rows = []
+    for p in PUBLISHED:
+        mine = [r for r in paper_runs if p.paper and r["paper"] == p.paper and r["model"] in p.models]
+        groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for r in mine:
+            groups.setdefault((r["model"], int(r["T"])), []).append(r)
+        base = {"source": p.source, "claim": p.claim, "their setup": p.describe_setup(),
+                "setup": f"conf/paper/{p.paper}.yaml" if p.paper else "no gradlab setup"}
+        if not groups:
+            why = "no gradlab task" if p.family is None and p.paper is None else "not in this profile"
+            rows.append(base | {"model": "/".join(p.models), "T": f"{p.T[0]}-{p.T[1]}" if p.T[1] < 10**9 else "",
+                                "ours differs": why, "seeds": 0, "solved": "", "sequences to solve": "",
+                                "theirs": "", "loss/baseline": "", "verdict": "not run", "runs": ""})
+            continue
+        for (model, T), runs in sorted(groups.items()):
+            runs = sorted(runs, key=lambda r: r["seed"])
+            solved = [r for r in runs if r.get("solved")]
+            seqs = [r["solved_at_step"] * r["batch_size"] for r in solved if r.get("solved_at_step") is not None]
+            losses = [r["loss_rel_baseline"] for r in runs if r.get("loss_rel_baseline") is not None]
+            diffs = sorted({d for r in runs for d in p.differences(r.get("config"))})
+            theirs = p.sequences.get(T)
+            rows.append(base | {
+                "model": model, "T": T, "ours differs": "; ".join(diffs) or "same setup", "seeds": len(runs),
+                "solved": f"{len(solved)}/{len(runs)}", "sequences to solve": _span(seqs) if seqs else "",
+                "theirs": f"{theirs:,}" + (f" (ours/theirs {_span([s / theirs for s in seqs], '{:.1f}x')})"
+                                          if seqs else "") if theirs else "",
+                "loss/baseline": _span(losses, "{:.2%}") if losses else "",
+                "verdict": verdict(p, model, runs), "runs": " ".join(r["run"] for r in runs)})
+    return rows

@@ -66,9 +66,13 @@ class RecurrentNet(nn.Module):
         H = self.hidden_size
         for layer in range(self.num_layers):
             _, w_hh, b_ih, b_hh = self.weights(layer)
-            if choose(RecurrentInit, "recurrent_init", init) == RecurrentInit.orthogonal:
+            init = choose(RecurrentInit, "recurrent_init", init)
+            if init == RecurrentInit.orthogonal:
                 for block in w_hh.split(H, dim=0):  # every gate block gain * Q: |eigenvalues| = gain
                     nn.init.orthogonal_(block, gain=gain)
+            elif init == RecurrentInit.sparse:
+                for block in w_hh.split(H, dim=0):
+                    sparse_spectral_(block, gain)
             if self.kind == ModelName.lstm and forget_bias is not None:
                 b_ih[H:2 * H] = forget_bias
                 b_hh[H:2 * H] = 0.0
@@ -146,6 +150,19 @@ class RecurrentNet(nn.Module):
             traces.append(trace)
             inp = torch.stack(trace.h, dim=1)
         return self.readout(inp), traces
+
+
+@torch.no_grad()
+def sparse_spectral_(w: Tensor, radius: float, nonzero: int = 15) -> Tensor:
+    """Pascanu et al. 2013's "smart" recurrent init (their code's smart_tanh): N(0, 0.01) weights, all but `nonzero`
+    of each row set to 0, then the whole matrix rescaled to spectral radius `radius`."""
+    w.normal_(0.0, 0.01)
+    n = w.shape[1]
+    if nonzero < n:
+        drop = torch.rand(w.shape).argsort(dim=1)[:, nonzero:]  # a random permutation per row, as theirs
+        w.scatter_(1, drop, 0.0)
+    rho = torch.linalg.eigvals(w.double()).abs().max()
+    return w.mul_(radius / float(rho))
 
 
 def build_model(model: ModelConfig, spec: TaskSpec) -> RecurrentNet:

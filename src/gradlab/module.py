@@ -15,13 +15,13 @@ from gradlab.choices import ClipMode, OptimizerName
 from gradlab.config import OptimConfig, TrainConfig, as_dict
 from gradlab.models import build_model
 
-SOLVED_FRACTION = 0.01  # "solved": loss below 1% of the memoryless baseline (science.md section 3)
-
 OPTIMIZERS: dict[OptimizerName, Callable[[Iterable[Tensor], OptimConfig], torch.optim.Optimizer]] = {
     OptimizerName.adam: lambda params, o: torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay),
     OptimizerName.adamw: lambda params, o: torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay),
     OptimizerName.sgd: lambda params, o: torch.optim.SGD(params, lr=o.lr, momentum=o.momentum,
                                                          weight_decay=o.weight_decay),
+    OptimizerName.rmsprop: lambda params, o: torch.optim.RMSprop(params, lr=o.lr, alpha=o.alpha, momentum=o.momentum,
+                                                                 weight_decay=o.weight_decay),
 }
 
 
@@ -45,9 +45,17 @@ class RecurrentModule(pl.LightningModule):
     # ------------------------------------------------------------------------------------------ loss
 
     def loss_and_accuracy(self, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
-        """MSE for regression; cross-entropy averaged over samples (and steps, for the copy task)."""
+        """MSE for regression (over the steps that have a target: NaN marks none), with the fraction of predictions
+        within the task's tolerance where it has one; cross-entropy averaged over samples (and steps, for the copy
+        task)."""
         if self.spec.kind == "regression":
-            return F.mse_loss(out, y.to(out.dtype)), None
+            y = y.to(out.dtype)
+            if self.spec.per_step:
+                has_target = ~torch.isnan(y)
+                out, y = out[has_target], y[has_target]
+            loss = F.mse_loss(out, y)
+            tol = self.spec.tolerance
+            return loss, None if tol is None else ((out - y).abs() < tol).to(out.dtype).mean()
         if self.spec.per_step:
             out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1)
         return F.cross_entropy(out, y), (out.argmax(-1) == y).to(out.dtype).mean()
@@ -144,7 +152,7 @@ class RecurrentModule(pl.LightningModule):
             "test_acc": None if test_acc is None else float(test_acc),
             "baseline_loss": self.spec.baseline_loss, "baseline_loss_empirical": baseline["baseline/loss_empirical"],
             "baseline_acc": self.spec.baseline_accuracy, "test_loss_rel_baseline": test_loss / self.spec.baseline_loss,
-            "solved": bool(test_loss < SOLVED_FRACTION * self.spec.baseline_loss) and self.status == "completed",
+            "solved": self.spec.solved(test_loss, test_acc) and self.status == "completed",
             "solved_at_step": self.solved_at_step, "diverged_at_step": self.diverged_at_step,
             "diverged_reason": self.diverged_reason, "clip_fraction": self.clip_count / steps if steps else 0.0,
             "grad_norm_preclip_max": self.max_norm_preclip,
@@ -166,11 +174,14 @@ class RecurrentModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking or not self._scheduled_validation():
             return
-        val_loss = float(self.trainer.callback_metrics["val/loss"])
-        rel = val_loss / self.spec.baseline_loss
-        if self.solved_at_step is None and rel < SOLVED_FRACTION:
+        metrics = self.trainer.callback_metrics
+        val_loss = float(metrics["val/loss"])
+        solved = self.spec.solved(val_loss, float(metrics["val/acc"]) if "val/acc" in metrics else None)
+        if self.solved_at_step is None and solved:
             self.solved_at_step = self.global_step
-        self.log_dict({"val/loss_rel_baseline": rel, "val/solved": float(rel < SOLVED_FRACTION)})
+            if self.cfg.trainer.stop_when_solved:
+                self.trainer.should_stop = True
+        self.log_dict({"val/loss_rel_baseline": val_loss / self.spec.baseline_loss, "val/solved": float(solved)})
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test")

@@ -98,7 +98,7 @@ def _pump(proc: subprocess.Popen, name: str, out) -> None:
         out.flush()
 
 
-SRUN_STAGES = ("train", "analyze")  # the stages `--srun` sends to Slurm: the runs; the rest is seconds of work
+SRUN_STAGES = ("train", "analyze", "paper")  # the stages `--srun` sends to Slurm: the runs; the rest is seconds of work
 
 
 def stage_command(stage: str, dvc: str, srun: Sequence[str] | None, threads: int | None) -> list[str]:

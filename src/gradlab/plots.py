@@ -70,16 +70,34 @@ def heatmap(rows: pd.DataFrame, quantity: str, layer: int, title: str, path: Pat
 
 
 def compare_final_probes(tables: dict[str, pd.DataFrame], title: str, path: Path, layer: int = 0) -> Path:
-    """The last probe of several runs side by side: ‖∂L/∂h_t‖ and ‖∂L/∂c_t‖ relative to their value at t=T-1."""
+    """The last probe of several runs side by side: ‖∂L/∂h_t‖ and ‖∂L/∂c_t‖ relative to their value at t=T-1. Runs
+    named `<name> s<seed>` that differ only in the seed are one line, the median over the seeds, with the band from
+    the lowest to the highest."""
+    import re
+
+    groups: dict[str, list[pd.DataFrame]] = {}
+    for name, df in tables.items():
+        groups.setdefault(re.sub(r" s\d+$", "", name), []).append(df)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, quantity, label in zip(axes, ("dL_dh_norm", "dL_dc_norm"), ("‖∂L/∂h_t‖", "‖∂L/∂c_t‖"), strict=True):
-        for i, (name, df) in enumerate(tables.items()):
-            sel = df[(df.quantity == quantity) & (df.layer == layer) & (df.step == df.step.max())].sort_values("t")
-            if sel.empty:
+        for i, (name, frames) in enumerate(groups.items()):
+            curves, steps = [], set()
+            for df in frames:
+                sel = df[(df.quantity == quantity) & (df.layer == layer) & (df.step == df.step.max())].sort_values("t")
+                if sel.empty:
+                    continue
+                values = sel.value.to_numpy(dtype=float)
+                curves.append(pd.Series(np.where(values > 0, values / values[-1], np.nan), index=sel.t.to_numpy()))
+                steps.add(int(sel.step.iloc[0]))
+            if not curves:
                 continue
-            values = sel.value.to_numpy(dtype=float)
-            rel = np.where(values > 0, values / values[-1], np.nan)
-            ax.plot(sel.t, rel, lw=1.5, color=f"C{i}", label=f"{name} (step {int(sel.step.iloc[0])})")
+            table = pd.concat(curves, axis=1)
+            at = f"step {steps.pop()}" if len(steps) == 1 else "last probes"
+            n = table.shape[1]
+            ax.plot(table.index, table.median(axis=1), lw=1.5, color=f"C{i}",
+                    label=f"{name} ({at}" + (f"; median of {n} seeds, band min-max)" if n > 1 else ")"))
+            if n > 1:
+                ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=f"C{i}", alpha=0.15, lw=0)
         ax.set_yscale("log")
         ax.set_xlabel("time step t")
         ax.set_title(f"{label} / its value at t=T-1", fontsize=10)

@@ -9,6 +9,8 @@ for every layer and time step t = 0..T-1:
   loss L: (∂L/∂W_ih)^(t) = δa_tᵀ x_t and (∂L/∂W_hh)^(t) = δa_tᵀ h_{t-1} with δa_t = ∂L/∂a_t; they sum over t to
   ∂L/∂W (seed 000's "components")
 - forget_gate_mean[t] (lstm, nfg_lstm), tanh_deriv_mean[t] = mean |tanh'(a_t)| (rnn): what predicts the decay
+- c_norm[t]  ‖c_t‖ of the forward pass, averaged over the batch (lstm, nfg_lstm): the NFG's cell state can only grow
+  along a stream it never forgets (the continual task), until tanh(c_t) saturates
 
 Per sample means: ℓ_b is sample b's own loss (the training loss is L = mean_b ℓ_b), so the h/c norms do not
 depend on the probe batch size. Everything runs on the model's device, in the model's dtype or in float64 on a
@@ -37,7 +39,7 @@ from gradlab.models import LayerTrace, RecurrentNet
 from gradlab.runfolder import Probed, atomic_write_bytes
 
 HORIZON_FRACTION = 1e-3  # the horizon ends where ‖∂L/∂h_t‖ falls below this fraction of its last-step value
-QUANTITIES = ("dL_dh_norm", "dL_dc_norm", "dW_hh_norm", "dW_ih_norm", "forget_gate_mean", "tanh_deriv_mean")
+QUANTITIES = ("dL_dh_norm", "dL_dc_norm", "dW_hh_norm", "dW_ih_norm", "forget_gate_mean", "tanh_deriv_mean", "c_norm")
 
 LossFn = Callable[[Tensor, list[LayerTrace]], Tensor]
 
@@ -104,6 +106,7 @@ def bptt_probe(model: RecurrentNet, x: Tensor, loss_fn: LossFn, h0: Tensor | Non
         else:
             curves["dL_dc_norm"] = (torch.stack(g_c).norm(dim=-1) * scale).mean(1)
             curves["forget_gate_mean"] = torch.sigmoid(a[..., H:2 * H]).mean(dim=(1, 2))
+            curves["c_norm"] = torch.stack(trace.c).detach().norm(dim=-1).mean(1)
         result.layers.append({k: v.detach().double().cpu() for k, v in curves.items()})
         if keep_dW:
             result.dW.append({k: v.detach() for k, v in dW.items()})

@@ -19,7 +19,8 @@ from gradlab.runfolder import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = ROOT / "docs" / "results"
-BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
+# <!-- results:<file>[/<part>] --> … <!-- /results:<file>[/<part>] -->: rendered from docs/results/<file>.json
+BLOCK = re.compile(r"(<!-- results:(?P<name>[\w/-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
 
 def machine() -> dict[str, Any]:
@@ -86,7 +87,9 @@ def study_record(clone: Path, serial: Path | None = None, serial_same_threads: P
     time ratio and whether summary.csv and every run's metrics.json are byte-identical between the two; with
     `serial_same_threads` (`make repro JOBS=1 THREADS=<clone's threads>`) the same comparison at equal threads per
     run, which is what bitwise equality needs (a run's floating-point sums depend on its thread count)."""
-    from gradlab.summary import cells, headline, read_summary
+    import pandas as pd
+
+    from gradlab.summary import cells, headline, lyapunov_agreement, read_summary
 
     par = _finished_study(clone)
     p = par["params"]
@@ -96,7 +99,17 @@ def study_record(clone: Path, serial: Path | None = None, serial_same_threads: P
                   "seeds": p["study"]["seeds"], "models": p["study"]["models"],
                   "clips": [c["tag"] for c in p["study"]["clips"]], "runs": len(df), **p["train"]},
         "parallel": par["repro"], "headline": headline(df),
-        "cells": json.loads(cells(df).drop(columns=["published"]).to_json(orient="records"))}
+        "cells": json.loads(cells(df).drop(columns=["published"]).to_json(orient="records")),
+        "lyapunov": json.loads(lyapunov_agreement(df).to_json(orient="records"))}
+    geometry = clone / "results" / "geometry" / "reference.csv"
+    if geometry.is_file():
+        data["geometry"] = json.loads(pd.read_csv(geometry).to_json(orient="records"))
+        data["setup"]["geometry"] = p.get("geometry")
+    repro = clone / "results" / "summary" / "reproduction.csv"
+    if repro.is_file():
+        table = pd.read_csv(repro, keep_default_na=False).drop(columns=["runs", "their setup"], errors="ignore")
+        data["reproduction"] = json.loads(table.to_json(orient="records"))
+        data["setup"]["papers"] = p.get("papers")
     for key, other in (("serial", serial), ("serial_same_threads", serial_same_threads)):
         if other is None:
             continue
@@ -167,8 +180,10 @@ def render_cpu_profile(r: dict[str, Any]) -> str:
     models = ", ".join(f"{m['name']} (H={m['hidden_size']})" for m in s["models"])
     lr = f"{s['lr']:.0e}".replace("e-0", "e-")
     threads = f"{par['threads']} thread{'s' if par['threads'] != 1 else ''}"
-    text = (f"**The cpu profile** as `make repro` ran it from a fresh clone on {machine_line(r['machine'])} "
-            f"(`docs/results/cpu_profile.json`, written by `pipelines/record_study.py` from the clone's "
+    record = r.get("record", "docs/results/cpu_profile.json")
+    commit = f" of commit {r['commit']}" if r.get("commit") else ""
+    text = (f"**The cpu profile** as `make repro` ran it from a fresh clone{commit} on {machine_line(r['machine'])} "
+            f"(`{record}`, written by `pipelines/record_study.py` from the clone's "
             f"`results/repro.json` and summary): {' and '.join(s['tasks'])} task, "
             f"T ∈ {{{', '.join(map(str, s['seq_lens']))}}}, {models}, clip {', '.join(s['clips'])}, "
             f"seeds {', '.join(map(str, s['seeds']))}: {s['runs']} runs of {s['max_steps']} steps, "
@@ -211,8 +226,75 @@ def render_cpu_profile(r: dict[str, Any]) -> str:
     return text
 
 
+def render_reproduction(r: dict[str, Any]) -> str:
+    """The reproduction table of the recorded study (rows as the summarize stage computed them, verdicts included)."""
+    rows = r.get("reproduction")
+    if not rows:
+        return "The recorded study has no reproduction table (recorded before the `paper` stage existed).\n"
+    keys = ["source", "model", "T", "solved", "sequences to solve", "theirs", "loss/baseline", "verdict",
+            "ours differs"]
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(row.get(k, "")).replace("|", "/") for k in keys) + " |" for row in rows]
+    return (f"From the same recorded study ({machine_line(r['machine'])}; `results/summary/reproduction.md`), one row "
+            "per published claim; the verdict is computed from the runs (reproduced: most seeds' outcome is the "
+            "paper's):\n\n" + "\n".join(lines) + "\n")
+
+
+def render_lyapunov(r: dict[str, Any]) -> str:
+    """λ_1 against the probe's measured decay rate, per model, over the recorded study's runs."""
+    rows = r.get("lyapunov")
+    if not rows:
+        return "The recorded study has no Lyapunov spectra (recorded before the analyze stage computed them).\n"
+    lines = ["| model | runs | λ_1 trained | λ_1 at init | measured decay rate | median gap / rate |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {x['model']} | {x['runs']} | {g(x['lyapunov_max'], 3)} | {g(x['lyapunov_max_init'], 3)} | "
+              f"{g(x['decay_rate'], 3)} | {x['rel_gap']:.0%} |" for x in rows]
+    return (f"Medians over the recorded cpu-profile runs ({machine_line(r['machine'])}), ln per step:\n\n"
+            + "\n".join(lines) + "\n")
+
+
+def render_geometry(r: dict[str, Any]) -> str:
+    """The geometry stage's measurements against theory, from the recorded study's results/geometry/reference.csv."""
+    rows = r.get("geometry")
+    if not rows:
+        return "The recorded study has no geometry table.\n"
+
+    def value(dist: str, D: int, stat: str, key: str = "value") -> float | None:
+        hit = [x[key] for x in rows if x["distribution"] == dist and x["D"] == D and x["statistic"] == stat]
+        return hit[0] if hit else None
+
+    def worst(stat: str) -> float:
+        return max(abs(x["value"] / x["theory"] - 1) for x in rows if x["statistic"] == stat and x["theory"])
+
+    dims = sorted({x["D"] for x in rows if x["distribution"] == "sphere"})
+    sd = [D for D in dims if value("sphere", D, "angle_sd_deg") is not None and D <= 1000]
+    cube = [D for D in dims if value("cube", D, "relative_contrast") is not None]
+    big = [D for D in cube if D >= 100]
+    shell = [D for D in (2, 3) if value("ball", D, "shell_fraction_mc") is not None]
+    return (f"Measured with the study's defaults ({machine_line(r['machine'])}; `results/geometry/reference.csv`): the "
+            f"largest gap to theory over all distributions and dimensions is {worst('cos_var_times_D'):.1%} for "
+            f"D·Var(cos), {worst('angle_sd_deg'):.1%} for the angle sd and {worst('dist_sq_mean_over_D'):.1%} for "
+            f"E‖x−y‖²/D; the sphere's angle sd is "
+            + ", ".join(f"{value('sphere', D, 'angle_sd_deg'):.4g}°" for D in sd)
+            + f" at D = {', '.join(map(str, sd))} (exact "
+            + ", ".join(f"{value('sphere', D, 'angle_sd_deg', 'theory'):.4g}°" for D in sd) + "); shell fractions "
+            + " and ".join(f"{value('ball', D, 'shell_fraction'):.3g} (D={D})" for D in shell)
+            + " as in the seed, Monte Carlo "
+            + " and ".join(f"{value('ball', D, 'shell_fraction_mc'):.4g} ± "
+                           f"{value('ball', D, 'shell_fraction_mc_se'):.2g}" for D in shell)
+            + "; the cube's relative contrast falls "
+            + ", ".join(f"{value('cube', D, 'relative_contrast'):.3g}" for D in cube)
+            + f" over D = {', '.join(map(str, cube))} (science.md's own simulation with 100 uniform points, not "
+            "numbers from Aggarwal et al.'s paper: 1.69, 0.322, 0.091 at D = 10, 100, 1000) and RC·√D = "
+            + ", ".join(f"{value('cube', D, 'relative_contrast_times_sqrtD'):.3g}" for D in big)
+            + f" at D = {', '.join(map(str, big))}.\n")
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"documented_run": render_documented_run,
-                                                          "cpu_profile": render_cpu_profile}
+                                                          "cpu_profile": render_cpu_profile,
+                                                          "cpu_profile/reproduction": render_reproduction,
+                                                          "cpu_profile/lyapunov": render_lyapunov,
+                                                          "cpu_profile/geometry": render_geometry}
 WIDTH = 120  # README's line length
 
 
@@ -230,7 +312,7 @@ def render(text: str, results_dir: Path = RESULTS_DIR) -> str:
     """text with every results block rendered from its file (KeyError for a block without a renderer)."""
     def block(m: re.Match) -> str:
         name = m["name"]
-        return m.group(1) + _wrapped(RENDERERS[name](read_result(name, results_dir))) + m.group(4)
+        return m.group(1) + _wrapped(RENDERERS[name](read_result(name.split("/")[0], results_dir))) + m.group(4)
 
     return BLOCK.sub(block, text)
 
@@ -242,7 +324,7 @@ def blocks(text: str) -> list[str]:
 def stale_blocks(text: str, results_dir: Path = RESULTS_DIR) -> list[str]:
     """The blocks whose text is not what their result file renders to."""
     return [m["name"] for m in BLOCK.finditer(text)
-            if m["body"] != _wrapped(RENDERERS[m["name"]](read_result(m["name"], results_dir)))]
+            if m["body"] != _wrapped(RENDERERS[m["name"]](read_result(m["name"].split("/")[0], results_dir)))]
 
 
 def update_readme(readme: Path = ROOT / "README.md", results_dir: Path = RESULTS_DIR) -> bool:

@@ -14,8 +14,8 @@ import yaml
 
 from gradlab.choices import ModelName
 from gradlab.errors import ConfigError, DataError
-from gradlab.grid import RunKey
-from gradlab.literature import published_for, published_table
+from gradlab.grid import PaperRun, RunKey
+from gradlab.literature import published_for, published_table, reproduction_rows
 from gradlab.runfolder import RunFolder, atomic_write_bytes, read_json
 
 MODELS = tuple(m.value for m in ModelName)  # the plots' columns, in this order
@@ -75,6 +75,31 @@ def h_ratio(bptt_csv: Path, quantity: str = "dL_dh_norm", probes: str = "last") 
     return float(ratios.iloc[-1] if probes == "last" else ratios.median())
 
 
+def paper_row(runs_dir: Path, run: PaperRun) -> dict[str, Any]:
+    """One paper run (stage `paper`) as the reproduction table reads it."""
+    folder = RunFolder.of(runs_dir, run.name)
+    config = yaml.safe_load(folder.config.read_text()) if folder.config.is_file() else None
+    m = read_json(folder.metrics) or {}
+    return {"paper": run.paper, "model": run.model, "T": run.seq_len, "seed": run.seed, "run": run.name,
+            "status": m.get("status", "missing"), "solved": bool(m.get("solved", False)),
+            "solved_at_step": m.get("solved_at_step"), "steps": m.get("steps"),
+            "batch_size": (config or {}).get("trainer", {}).get("batch_size"),
+            "loss_rel_baseline": m.get("test_loss_rel_baseline"), "test_acc": m.get("test_acc"), "config": config}
+
+
+def reproduction(papers: list[PaperRun], runs_dir: Path) -> pd.DataFrame:
+    """The reproduction table: every published claim, our runs of its setup over seeds, and the verdict."""
+    return pd.DataFrame(reproduction_rows([paper_row(runs_dir, r) for r in papers]))
+
+
+def reproduction_markdown(table: pd.DataFrame) -> str:
+    keys = ["source", "model", "T", "seeds", "solved", "sequences to solve", "theirs", "loss/baseline", "verdict",
+            "ours differs"]
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r[k]).replace("|", "/") for k in keys) + " |" for _, r in table.iterrows()]
+    return "\n".join(lines) + "\n"
+
+
 def read_summary(path: Path) -> pd.DataFrame:
     """summary.csv as the summarize stage wrote it (what the report reads); ConfigError when missing or foreign."""
     if not Path(path).is_file():
@@ -91,14 +116,21 @@ def summarize(runs: list[RunKey], runs_dir: Path) -> pd.DataFrame:
 
 
 def cells(df: pd.DataFrame) -> pd.DataFrame:
-    """Seeds pooled: one line per (task, model, clip, T) with solved k/n, median steps to solve, median loss."""
+    """Seeds pooled: one line per (task, model, clip, T) with solved k/n, steps to solve (median and range over the
+    solved seeds), test loss / baseline (median and interquartile range) and the probe's ratios (medians). A cell of
+    one seed says so: seeds = 1, no range."""
     rows = []
     for (task, model, clip, T), g in df.groupby(["task", "model", "clip", "seq_len"], sort=False):
         solved_at = g.solved_at_step[g.solved].dropna()
+        loss = g.loss_rel_baseline.dropna()
         rows.append({"task": task, "model": model, "clip": clip, "T": T, "seeds": len(g),
                      "solved": f"{int(g.solved.sum())}/{len(g)}",
                      "steps_to_solve": int(solved_at.median()) if len(solved_at) else None,
+                     "steps_to_solve_range": (f"{int(solved_at.min())}-{int(solved_at.max())}" if len(solved_at) > 1
+                                              else None),
                      "loss/baseline": g.loss_rel_baseline.median(),
+                     "loss/baseline_iqr": (f"{loss.quantile(0.25):.3g}-{loss.quantile(0.75):.3g}" if len(loss) > 1
+                                           else None),
                      "diverged": f"{int(g.diverged.sum())}/{len(g)}",
                      "horizon": g.bptt_horizon.median(), "h_0/h_T-1": g.h_ratio_first_last.median(),
                      "h_0/h_T-1 (training)": g.h_ratio_training.median(),
@@ -234,10 +266,15 @@ def _cell_metrics(r: pd.Series) -> dict[str, Any]:
             "h0_rel": num(r["h_0/h_T-1"]), "h0_rel_training": num(r["h_0/h_T-1 (training)"])}
 
 
-def write_summary(df: pd.DataFrame, out: Path) -> dict[str, Path]:
-    """summary.csv (per run), summary.md, metrics.json (DVC metrics), published.csv: each written atomically."""
+def write_summary(df: pd.DataFrame, out: Path, repro: pd.DataFrame | None = None) -> dict[str, Path]:
+    """summary.csv (per run), summary.md, metrics.json (DVC metrics), published.csv, reproduction.csv/.md: each
+    written atomically."""
     files = {"csv": out / "summary.csv", "md": out / "summary.md", "metrics": out / "metrics.json",
-             "published": out / "published.csv"}
+             "published": out / "published.csv", "reproduction": out / "reproduction.csv",
+             "reproduction_md": out / "reproduction.md"}
+    repro = reproduction([], Path()) if repro is None else repro
+    atomic_write_bytes(files["reproduction"], repro.to_csv(index=False).encode())
+    atomic_write_bytes(files["reproduction_md"], reproduction_markdown(repro).encode())
     atomic_write_bytes(files["csv"], df.to_csv(index=False).encode())
     atomic_write_bytes(files["md"], markdown(df).encode())
     atomic_write_bytes(files["metrics"], (json.dumps(dvc_metrics(df), indent=1) + "\n").encode())

@@ -41,9 +41,6 @@ def load_checkpoint(path: Path, cfg: TrainConfig) -> tuple[RecurrentModule, dict
     return module.eval(), ckpt
 
 
-LYAPUNOV_K = 16  # exponents per spectrum (all of them for a state of up to 16 dimensions)
-
-
 def lyapunov_stage(cfg: TrainConfig, module: RecurrentModule, x) -> tuple[pd.DataFrame, dict[str, float]]:
     """The k largest finite-time Lyapunov exponents (float64) along the probe batch's trajectories, of the trained
     net and of the same net at initialisation (the init training started from: same seed, same construction)."""
@@ -54,7 +51,7 @@ def lyapunov_stage(cfg: TrainConfig, module: RecurrentModule, x) -> tuple[pd.Dat
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)  # as run_training does before building the module
     init = RecurrentModule(cfg).eval()
-    k = min(LYAPUNOV_K, state_size(module.model))
+    k = min(cfg.probe.lyapunov_k, state_size(module.model))
     rows, scalars = [], {}
     for when, net in (("init", init.model), ("trained", module.model)):
         spectrum = lyapunov_spectrum(net, x, k=k, dtype=torch.float64)

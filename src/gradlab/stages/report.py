@@ -75,17 +75,25 @@ def _style(model: str, clip: str) -> dict:
 
 def _runs_figure(df: pd.DataFrame, runs_dir: Path, task: str, T: int, path: Path, curve, ylabel: str,
                  title: str, lines: tuple[tuple[float, dict], ...] = ()) -> Path | None:
-    """One line per run of (task, T) (colour = model, dashes = clipping), y on a log scale: `curve(run_dir)` gives
-    the run's series (index = x) or None; None when no run has one."""
+    """One line per (model, clip) of (task, T) (colour = model, dashes = clipping), y on a log scale: the median over
+    its seeds, with the band from the lowest to the highest seed where there are several. `curve(run_dir)` gives a
+    run's series (index = x) or None; None when no run has one."""
     sel = df[(df.task == task) & (df.seq_len == T) & (df.status != "missing")]
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     drawn = 0
-    for _, r in sel.iterrows():
-        y = curve(runs_dir / r["run"])
-        if y is None:
+    for (model, clip), g in sel.groupby(["model", "clip"], sort=False):
+        series = [y for y in (curve(runs_dir / r) for r in g["run"]) if y is not None]
+        if not series:
             continue
-        ax.plot(y.index, y.to_numpy(), lw=1.3, label=f"{r['model']} {r['clip']} s{r['seed']}",
-                **_style(r["model"], r["clip"]))
+        table = pd.concat(series, axis=1).sort_index()
+        style = _style(model, clip)
+        n = table.shape[1]
+        ax.plot(table.index, table.median(axis=1).to_numpy(), lw=1.3,
+                label=f"{model} {clip}" + (f" (median of {n} seeds, band: min-max)" if n > 1 else " (n=1)"),
+                **style)
+        if n > 1:
+            ax.fill_between(table.index, table.min(axis=1).to_numpy(), table.max(axis=1).to_numpy(),
+                            color=style["color"], alpha=0.15, lw=0)
         drawn += 1
     if not drawn:
         plt.close(fig)
@@ -249,7 +257,51 @@ def dynamics_section(done: pd.DataFrame, runs_dir: Path, cliff_dir: Path, figdir
     return "".join(parts)
 
 
-def run(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path, cliff_dir: Path | None = None) -> Path:
+def literature_section(repro: pd.DataFrame | None, runs_dir: Path, figdir: Path) -> str:
+    """The reproduction table (verdicts computed by the summarize stage) and, for the continual stream, the
+    cell-state norm and ‖∂ℓ/∂c_t‖ along the stream from each model's last training probe."""
+    parts = ['<h2 id="literature">Held against the literature: the reproduction table</h2>']
+    if repro is None or repro.empty:
+        return "".join(parts + ['<p class="note">No reproduction table (results/summary/reproduction.csv).</p>'])
+    parts.append('<p class="note">One row per published claim and (model, T) run in the paper\'s own setup '
+                 "(conf/paper/), over seeds; the verdict follows from the numbers: reproduced when most seeds' "
+                 "outcome is the paper's. <b>ours differs</b> lists every setup key where our run departs from the "
+                 "paper, and what gradlab has no key for.</p>")
+    parts.append(_table(repro.drop(columns=["runs", "setup"], errors="ignore"),
+                        left=("source", "claim", "their setup", "model", "ours differs", "verdict")))
+    stream = repro[repro.setup.str.contains("gers00", na=False) & (repro.runs.fillna("") != "")]
+    curves: dict[str, pd.DataFrame] = {}
+    for _, r in stream.iterrows():
+        bptt = RunFolder.of(runs_dir, str(r["runs"]).split()[0]).bptt
+        if bptt.is_file():
+            d = read_csv(bptt)
+            curves[str(r["model"])] = d[d.step == d.step.max()]
+    if curves:
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        for model, d in curves.items():
+            for ax, quantity in zip(axes, ("c_norm", "dL_dc_norm"), strict=True):
+                q = d[(d.quantity == quantity) & (d.layer == 0)].sort_values("t")
+                ax.plot(q.t, q.value, label=model, **_style(model, "none"))
+        axes[0].set(xlabel="t (stream step)", ylabel="‖c_t‖", title="cell state along the stream")
+        axes[1].set(xlabel="t (stream step)", ylabel="‖∂ℓ/∂c_t‖", yscale="log", title="gradient to the cell state")
+        axes[0].legend()
+        fig.tight_layout()
+        figdir.mkdir(parents=True, exist_ok=True)
+        path = figdir / "continual_stream.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        growth = {m: float(d[d.quantity == "c_norm"].sort_values("t").value.iloc[-1]) for m, d in curves.items()}
+        parts.append("<h3>Why the forget gate exists (Gers et al. 2000)</h3><p>At the end of the training stream "
+                     + ", ".join(f"{m}: ‖c_t‖ = {v:.3g}" for m, v in growth.items())
+                     + " (the last training probe of seed 0).</p>")
+        parts.append(_figs([(path, "the continual stream: ‖c_t‖ and ‖∂ℓ/∂c_t‖, last training probe")]))
+    return "".join(parts)
+
+
+def run(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path, cliff_dir: Path | None = None,
+        repro: pd.DataFrame | None = None) -> Path:
     """Write out/index.html (and the figures it inlines under out/figures/); return the page's path."""
     figdir = out / "figures"
     done = df[df.status != "missing"]
@@ -264,6 +316,7 @@ def run(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path, cliff_d
         '<h2 id="clipping">Clipping statistics</h2>' + _table(done[clip_cols], left=("run", "clip", "status"))
         + _figs([(grad_norm_figure(df, runs_dir, t, T, figdir / f"grad_norm_{t}-T{T}.png") or Path(""),
                   f"{t}, T={T}: ‖g‖ per optimizer step") for t, T in grid]),
+        literature_section(repro, runs_dir, figdir),
         dynamics_section(done, runs_dir, cliff_dir or Path("results/cliff"), figdir),
         geometry_section(done, runs_dir, geometry_dir),
     ]
@@ -273,6 +326,7 @@ def run(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path, cliff_d
             f"<p class='note'>{len(done)} runs; tasks {', '.join(sorted(set(done.task)))}; "
             f"T ∈ {sorted(set(int(t) for t in done.seq_len))}. Sections: <a href='#summary'>summary</a> · "
             "<a href='#learning'>learning curves</a> · <a href='#bptt'>BPTT</a> · <a href='#clipping'>clipping</a> · "
+            "<a href='#literature'>literature</a> · "
             "<a href='#dynamics'>dynamics</a> · <a href='#geometry'>geometry</a></p>" + "\n".join(sections)
             + "</body></html>\n")
     path = out / "index.html"

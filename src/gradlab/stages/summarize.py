@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 
 from gradlab.config import LoggerConfig
-from gradlab.grid import RunKey
+from gradlab.grid import PaperRun, RunKey
 from gradlab.runfolder import atomic_write_bytes
-from gradlab.summary import cells, curve_tables, dvc_metrics, headline, summarize, write_summary
+from gradlab.summary import cells, curve_tables, dvc_metrics, headline, reproduction, summarize, write_summary
 from gradlab.tracking import log_once
 
 
@@ -32,16 +32,20 @@ def wandb_payload(wandb: Any, df: pd.DataFrame) -> dict[str, Any]:
             **_flat(dvc_metrics(df), "summary")}
 
 
-def run(runs: list[RunKey], runs_dir: Path, out: Path, mode: str = "offline") -> pd.DataFrame:
+def run(runs: list[RunKey], runs_dir: Path, out: Path, mode: str = "offline",
+        papers: list[PaperRun] | None = None) -> pd.DataFrame:
     df = summarize(runs, runs_dir)
+    repro = reproduction(papers or [], runs_dir)
     tables = curve_tables(df, runs_dir)  # every run's records are read (DataError if one is corrupt) before writing
-    files = write_summary(df, out)
+    files = write_summary(df, out, repro)
     for name, table in tables.items():  # plots/learning/<task>-T<T>.csv, plots/bptt/...
         atomic_write_bytes(out / "plots" / f"{name}.csv", table.to_csv(index=False).encode())
     where = log_once(LoggerConfig(mode=mode), "study-summary", out, {"job_type": "summary", "runs": df.run.tolist()},
                      lambda wandb: wandb_payload(wandb, df))
     missing = df[df.status == "missing"].run.tolist()
     print(headline(df))
+    for _, r in repro[repro.verdict != "not run"].iterrows():
+        print(f"{r['source']} ({r['model']}, T={r['T']}): {r['verdict']}, solved {r['solved']}")
     print(f"summary:     {files['md']} ({len(df)} runs; {len(missing)} missing"
           + (f": {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}" if missing else "") + ")")
     if where:
