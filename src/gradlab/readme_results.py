@@ -87,18 +87,22 @@ def study_record(clone: Path, serial: Path | None = None, serial_same_threads: P
     time ratio and whether summary.csv and every run's metrics.json are byte-identical between the two; with
     `serial_same_threads` (`make repro JOBS=1 THREADS=<clone's threads>`) the same comparison at equal threads per
     run, which is what bitwise equality needs (a run's floating-point sums depend on its thread count)."""
+    import subprocess
+
     import pandas as pd
 
     from gradlab.summary import cells, headline, lyapunov_agreement, read_summary
 
     par = _finished_study(clone)
     p = par["params"]
+    head = subprocess.run(["git", "-C", str(clone), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     df = read_summary(clone / "results" / "summary" / "summary.csv")
     data: dict[str, Any] = {
         "setup": {"profile": p["profile"], "tasks": p["study"]["tasks"], "seq_lens": p["study"]["seq_lens"],
                   "seeds": p["study"]["seeds"], "models": p["study"]["models"],
                   "clips": [c["tag"] for c in p["study"]["clips"]], "runs": len(df), **p["train"]},
         "parallel": par["repro"], "headline": headline(df),
+        **({"commit": head.stdout.strip()} if head.returncode == 0 else {}),
         "cells": json.loads(cells(df).drop(columns=["published"]).to_json(orient="records")),
         "lyapunov": json.loads(lyapunov_agreement(df).to_json(orient="records"))}
     geometry = clone / "results" / "geometry" / "reference.csv"
@@ -231,10 +235,17 @@ def render_reproduction(r: dict[str, Any]) -> str:
     rows = r.get("reproduction")
     if not rows:
         return "The recorded study has no reproduction table (recorded before the `paper` stage existed).\n"
-    keys = ["source", "model", "T", "solved", "sequences to solve", "theirs", "loss/baseline", "verdict",
+    keys = ["source", "setup", "model", "T", "solved", "sequences to solve", "theirs", "loss/baseline", "verdict",
             "ours differs"]
+
+    def cell(row: dict[str, Any], key: str) -> str:
+        text = str(row.get(key, ""))
+        if key == "setup":  # conf/paper/<name>.yaml -> `<name>`
+            text = f"`{text.removeprefix('conf/paper/').removesuffix('.yaml')}`" if text.startswith("conf/") else "–"
+        return text.replace("|", "/")
+
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(row.get(k, "")).replace("|", "/") for k in keys) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(row, k) for k in keys) + " |" for row in rows]
     return (f"From the same recorded study ({machine_line(r['machine'])}; `results/summary/reproduction.md`), one row "
             "per published claim; the verdict is computed from the runs (reproduced: most seeds' outcome is the "
             "paper's):\n\n" + "\n".join(lines) + "\n")
@@ -292,6 +303,8 @@ def render_geometry(r: dict[str, Any]) -> str:
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"documented_run": render_documented_run,
                                                           "cpu_profile": render_cpu_profile,
+                                                          # the JOBS=1 comparisons, recorded on an earlier commit
+                                                          "cpu_profile_682ae68": render_cpu_profile,
                                                           "cpu_profile/reproduction": render_reproduction,
                                                           "cpu_profile/lyapunov": render_lyapunov,
                                                           "cpu_profile/geometry": render_geometry}
