@@ -118,6 +118,9 @@ def test_analyze_errors_are_one_line_and_change_nothing(tmp_path, generated):
     assert_clean_error(run_cli("analyze.py", *TRAIN_SMALL, "model=rnn", cwd=tmp_path),
                        "no checkpoint at runs/first_token-T10-rnn-none-s0/model.ckpt: train the run first", tmp_path,
                        before)
+    (tmp_path / "runs" / "first_token-T10-lstm-none-s0" / "model.ckpt").write_bytes(b"not a checkpoint")
+    before = snapshot(tmp_path)
+    assert_clean_error(run_cli("analyze.py", *TRAIN_SMALL, cwd=tmp_path), "unreadable", tmp_path, before)
 
 
 def test_compare_without_a_probe_table_is_one_line_and_writes_nothing(tmp_path):

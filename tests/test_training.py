@@ -209,7 +209,7 @@ def test_nfg_forget_gate_is_exactly_one_in_a_sigterm_checkpoint(tmp_path):
 @pytest.mark.parametrize("paper", ["hs97_adding", "gers00_continual", "pascanu13_temporal", "arjovsky16_copy"])
 def test_a_paper_setup_trains_and_records_itself(train, paper):
     """paper=<setup> sets the groups and sizes of conf/paper/<setup>.yaml (shrunk here by the smoke profile, which
-    comes after it); the run records which setup it followed."""
+    comes after it; model= on the command line still picks the model); the run records which setup it followed."""
     metrics, run_dir = train(f"paper={paper}", *SMOKE, "task.seq_len=30", "model=lstm", "trainer.max_steps=4",
                              "trainer.val_every_n_steps=2")
     import yaml
