@@ -19,7 +19,7 @@ BAD_INPUTS = [
     (["learning_rate=1"], "unknown config key 'learning_rate'"),
     (["model.hidden_size=big"], "model.hidden_size"),
     (["model.recurrent_init=xavier"], "model.recurrent_init='xavier' is not a valid choice; choose one of: default, "
-                                      "orthogonal"),
+                                      "orthogonal, sparse"),
     (["optim=adagrad"], "optim='adagrad' is not a valid choice; choose one of: adam, adamw, rmsprop, sgd"),
     (["model=rnn", "model.forget_bias=1.0"], "model.forget_bias=1.0 applies only to model=lstm"),
     (["trainer.batch_size=20000"], "trainer.batch_size=20000 is larger than the training set"),
@@ -33,6 +33,14 @@ BAD_INPUTS = [
     (["trainer.accelerator=tpu"], "trainer.accelerator='tpu' is not a valid choice; choose one of: auto, cpu"),
     (["logger.mode=loud"], "logger.mode='loud' is not a valid choice; choose one of: offline, online, disabled"),
     (["probe.every_n_steps=0"], "probe.every_n_steps=0 is out of range: must be an integer >= 1"),
+    (["paper=bogus"], "paper='bogus' is not a valid choice; choose one of: arjovsky16_adding, arjovsky16_copy, "
+                      "gers00_continual, hs97_adding, le15_adding, pascanu13_addition, pascanu13_temporal"),
+    (["task=adding_hs97", "task.seq_len=10"], "task.seq_len=10 is out of range: must be an integer >= 22 for "
+                                              "adding_hs97"),
+    (["task=adding_continual", "task.n_marked=30"], "task.n_marked=30 is out of range: must be an integer in [1, "
+                                                    "task.seq_len=20]"),
+    (["optim=rmsprop", "optim.alpha=1.5"], "optim.alpha=1.5 is out of range: must be a number in [0, 1)"),
+    (["probe.lyapunov_k=0"], "probe.lyapunov_k=0 is out of range: must be an integer >= 1"),
     (["probe.batch_size=5000"], "probe.batch_size=5000 is larger than the val split (data.n_val=1000)"),
     (["trainer.explode_threshold=0"], "trainer.explode_threshold=0.0 is out of range: must be a number > 0 or null"),
     (["task=copy", "task.copy_len=0"], "task.copy_len=0 is out of range: must be an integer >= 1"),

@@ -11,7 +11,7 @@ from conftest import ROOT
 from gradlab import summary as study
 from gradlab.errors import ConfigError
 from gradlab.grid import profiles, read_params, study_runs, switch_profile
-from gradlab.literature import PUBLISHED, published_for, published_table
+from gradlab.literature import PUBLISHED, VERDICTS, published_for, published_table
 
 
 def test_shipped_params_are_the_cpu_profile():
@@ -220,7 +220,7 @@ def test_the_reproduction_verdict_follows_the_result_files(tmp_path):
 
     def hs97_row():
         table = reproduction(papers, tmp_path / "runs")
-        assert set(table.verdict) <= {"reproduced", "not reproduced", "not comparable", "not run"}
+        assert set(table.verdict) <= set(VERDICTS)
         assert table.source.str.startswith("Gers").any() and table.source.str.startswith("Arjovsky").any()
         return table[table.source.str.startswith("Hochreiter")].iloc[0]
 
@@ -235,3 +235,18 @@ def test_the_reproduction_verdict_follows_the_result_files(tmp_path):
         verdict = hs97_row().verdict
     assert verdict == "not reproduced" and hs97_row().solved == "1/3"
     assert (reproduction([], tmp_path / "runs").verdict == "not run").all()
+
+
+def test_cells_pool_seeds_with_ranges_and_say_when_there_is_one_seed():
+    """Per cell: solved k/n, steps to solve as the median with the solved seeds' range, loss/baseline as the median
+    with its interquartile range; a one-seed cell has no range."""
+    base = {**dict.fromkeys(study.COLUMNS), "task": "adding", "seq_len": 100, "clip": "none", "status": "completed",
+            "diverged": False, "published": ""}
+    rows = [base | {"model": "lstm", "seed": s, "solved": s < 3, "solved_at_step": [1000, 1500, 2500, None][s],
+                    "loss_rel_baseline": [0.001, 0.002, 0.004, 0.5][s]} for s in range(4)]
+    rows.append(base | {"model": "rnn", "seed": 0, "solved": False, "loss_rel_baseline": 0.9})
+    table = study.cells(pd.DataFrame(rows, columns=study.COLUMNS)).set_index("model")
+    lstm, rnn = table.loc["lstm"], table.loc["rnn"]
+    assert lstm.solved == "3/4" and lstm.steps_to_solve == 1500 and lstm.steps_to_solve_range == "1000-2500"
+    assert lstm["loss/baseline"] == pytest.approx(0.003) and lstm["loss/baseline_iqr"] == "0.00175-0.128"
+    assert rnn.seeds == 1 and pd.isna(rnn.steps_to_solve_range) and pd.isna(rnn["loss/baseline_iqr"])

@@ -8,6 +8,7 @@ for), and `differences` lists where a run's resolved config departs from it.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,9 +144,8 @@ VERDICTS = ("reproduced", "not reproduced", "not comparable", "not run")
 
 def _span(values: list[float], fmt: str = "{:,.0f}") -> str:
     """'median [min-max]' of a list (one value: itself)."""
-    v = sorted(values)
-    med = v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
-    return fmt.format(med) if len(v) == 1 else f"{fmt.format(med)} [{fmt.format(v[0])}-{fmt.format(v[-1])}]"
+    med = fmt.format(statistics.median(values))
+    return med if len(values) == 1 else f"{med} [{fmt.format(min(values))}-{fmt.format(max(values))}]"
 
 
 def verdict(p: Published, model: str, runs: list[dict[str, Any]]) -> str:
@@ -186,7 +186,8 @@ def reproduction_rows(paper_runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for (model, T), runs in sorted(groups.items()):
             runs = sorted(runs, key=lambda r: r["seed"])
             solved = [r for r in runs if r.get("solved")]
-            seqs = [r["solved_at_step"] * r["batch_size"] for r in solved if r.get("solved_at_step") is not None]
+            seqs = [r["solved_at_step"] * r["batch_size"] for r in solved
+                    if r.get("solved_at_step") is not None and r.get("batch_size")]
             losses = [r["loss_rel_baseline"] for r in runs if r.get("loss_rel_baseline") is not None]
             diffs = sorted({d for r in runs for d in p.differences(r.get("config"))})
             theirs = p.sequences.get(T)

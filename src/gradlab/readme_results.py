@@ -235,20 +235,14 @@ def render_reproduction(r: dict[str, Any]) -> str:
     rows = r.get("reproduction")
     if not rows:
         return "The recorded study has no reproduction table (recorded before the `paper` stage existed).\n"
-    keys = ["source", "setup", "model", "T", "solved", "sequences to solve", "theirs", "loss/baseline", "verdict",
-            "ours differs"]
+    import pandas as pd
 
-    def cell(row: dict[str, Any], key: str) -> str:
-        text = str(row.get(key, ""))
-        if key == "setup":  # conf/paper/<name>.yaml -> `<name>`
-            text = f"`{text.removeprefix('conf/paper/').removesuffix('.yaml')}`" if text.startswith("conf/") else "–"
-        return text.replace("|", "/")
+    from gradlab.summary import REPRODUCTION_KEYS, reproduction_markdown
 
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(cell(row, k) for k in keys) + " |" for row in rows]
+    table = reproduction_markdown(pd.DataFrame(rows).fillna(""), [k for k in REPRODUCTION_KEYS if k != "seeds"])
     return (f"From the same recorded study ({machine_line(r['machine'])}; `results/summary/reproduction.md`), one row "
             "per published claim; the verdict is computed from the runs (reproduced: most seeds' outcome is the "
-            "paper's):\n\n" + "\n".join(lines) + "\n")
+            "paper's):\n\n" + table)
 
 
 def render_lyapunov(r: dict[str, Any]) -> str:

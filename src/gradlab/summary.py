@@ -92,11 +92,20 @@ def reproduction(papers: list[PaperRun], runs_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(reproduction_rows([paper_row(runs_dir, r) for r in papers]))
 
 
-def reproduction_markdown(table: pd.DataFrame) -> str:
-    keys = ["source", "model", "T", "seeds", "solved", "sequences to solve", "theirs", "loss/baseline", "verdict",
-            "ours differs"]
+REPRODUCTION_KEYS = ["source", "setup", "model", "T", "seeds", "solved", "sequences to solve", "theirs",
+                     "loss/baseline", "verdict", "ours differs"]
+
+
+def reproduction_markdown(table: pd.DataFrame, keys: list[str] = REPRODUCTION_KEYS) -> str:
+    """The reproduction table as Markdown (reproduction.md, README's block): the setup as its conf/paper/ name."""
+    def cell(r: pd.Series, key: str) -> str:
+        text = str(r.get(key, ""))
+        if key == "setup":
+            text = f"`{text.removeprefix('conf/paper/').removesuffix('.yaml')}`" if text.startswith("conf/") else "–"
+        return text.replace("|", "/")
+
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]).replace("|", "/") for k in keys) + " |" for _, r in table.iterrows()]
+    lines += ["| " + " | ".join(cell(r, k) for k in keys) + " |" for _, r in table.iterrows()]
     return "\n".join(lines) + "\n"
 
 
