@@ -17,8 +17,12 @@ ONLY ?=
 comma := ,
 # when make began (read once, as it starts): `make repro` records its time since then, set-up included
 STARTED := $(shell date +%s.%N)
+.DEFAULT_GOAL := help
 
-.PHONY: cliff venv test test-numerics test-cluster cluster-up cluster-down test-slow documented-run readme experiment analyze generate geometry repro queue summary report browser screenshot sync wandb-report sweep bench lint clean
+help:  ## this list (`make` with no target prints it): every target, one line each
+	@awk -F':[^#]*## ' '/^[a-z][a-z-]*:.*## /{printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: help view tmux cliff venv test test-numerics test-cluster cluster-up cluster-down test-slow test-ci-slow documented-run readme experiment analyze generate geometry repro queue summary report browser screenshot sync wandb-report sweep bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,9 +31,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-venv: $(STAMP)
+venv: $(STAMP)  ## .venv from pyproject.toml's pins (every target that needs it makes it on first use)
 
-test: $(STAMP) browser  ## the default suite (fast; `slow` end-to-end tests excluded)
+test: $(STAMP) browser tmux  ## the default suite (5 min on 2 cores; `slow` and `cluster` cases are left out)
 	$(BIN)/python -m pytest
 
 # The numeric tests (pytest -m numerics) once per CPU code path: torch's own kernels, MKL's and oneDNN's, each forced
@@ -43,7 +47,7 @@ test-numerics: $(STAMP)  ## the numeric tests under every CPU code path above (C
 	    > .numerics.log 2>&1 && tail -n 1 .numerics.log || { echo FAILED; cat .numerics.log; rm -f .numerics.log; exit 1; }; \
 	done; rm -f .numerics.log
 
-test-cluster: $(STAMP) cluster-up  ## the Slurm tests against a single-node cluster on this machine (~11 min here; CI runs them)
+test-cluster: $(STAMP) cluster-up  ## the Slurm tests against a single-node cluster on this machine (~5 min here; CI runs them)
 	$(BIN)/python -m pytest -m cluster -p no:cacheprovider
 
 cluster-up:  ## install (root, Debian's slurm-wlm + munge) and start a single-node Slurm cluster, partition `debug`
@@ -52,8 +56,11 @@ cluster-up:  ## install (root, Debian's slurm-wlm + munge) and start a single-no
 cluster-down:  ## stop that cluster (by the PIDs cluster-up recorded)
 	scripts/cluster.sh down
 
-test-slow: $(STAMP)  ## the slow end-to-end tests (science sanity runs)
+test-slow: $(STAMP) browser  ## every `slow` case: science sanity runs, long end-to-end cases (tens of minutes)
 	$(BIN)/python -m pytest -m slow
+
+test-ci-slow: $(STAMP) browser  ## the `slow` cases CI runs after make test (marked `ci`: moved out of it for time)
+	$(BIN)/python -m pytest -m 'slow and ci' -p no:cacheprovider
 
 experiment: $(STAMP)  ## one training run: make experiment ARGS="model=nfg_lstm task.seq_len=200 clip=norm"
 	$(RUN) pipelines/train.py
@@ -95,6 +102,14 @@ browser:  ## headless Chromium for the report test (Debian's package; installed 
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
 	  echo "note: no chromium (apt-get install chromium); the report's browser test will be skipped outside CI"
 
+tmux:  ## tmux for the viewer's terminal test (Debian's package; installed where missing and possible)
+	@command -v tmux >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null) ; } || \
+	  echo "note: no tmux (apt-get install tmux); the viewer's terminal test will be skipped outside CI"
+
+view: $(STAMP)  ## the study's wandb runs in W&B's terminal viewer (wandb leet), offline: make view ARGS="*-lstm-*"
+	$(RUN) pipelines/view.py
+
 sync: $(STAMP)  ## upload the offline wandb runs (needs `wandb login` and the network; offline: says so, changes nothing)
 	$(RUN) pipelines/wandb_report.py --sync-only
 
@@ -104,20 +119,24 @@ wandb-report: $(STAMP)  ## sync, then build the W&B Report and print its URL: ma
 sweep: $(STAMP)  ## Hydra multirun: make sweep ARGS="-m model=rnn,lstm,nfg_lstm task.seq_len=100,200"
 	$(RUN) pipelines/train.py
 
-screenshot: $(STAMP) browser  ## a screenshot of reports/index.html in headless Chromium -> docs/report.png
-	$(BIN)/python tests/browser.py reports/index.html docs/report.png
+screenshot: $(STAMP) browser  ## the report's first screen (1280x800, headless Chromium) -> docs/report.png (ARGS=--full-page: all)
+	$(BIN)/python tests/browser.py reports/index.html docs/report.png $(value ARGS)
 
-documented-run: $(STAMP)  ## README's documented run (adding T=100, 3 models, ~5 min) -> docs/results/, README block
+.PHONY: demo
+demo: $(STAMP)  ## the phenomenon in ~2 min: rnn, lstm, nfg_lstm on adding T=100, probed, one page -> demo/index.html
+	PYTHONPATH=src $(BIN)/python pipelines/demo.py
+
+documented-run: $(STAMP)  ## the documented run (adding T=100, 3 models, ~5 min) -> docs/results/, docs/probe.md
 	$(BIN)/python pipelines/documented_run.py
 
-readme: $(STAMP)  ## rewrite README.md's result blocks from docs/results/*.json (a test checks they agree)
+readme: $(STAMP)  ## rewrite the result blocks of README.md and docs/*.md from docs/results/*.json (a test checks)
 	$(BIN)/python pipelines/readme_results.py
 
 bench: $(STAMP)  ## speed benchmarks -> benchmarks/results.md and results.json (ONLY=lyapunov,probe: just those)
 	$(BIN)/python benchmarks/run.py $(subst $(comma), ,$(ONLY))
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff on src, pipelines, tests and benchmarks
 	$(BIN)/ruff check src pipelines tests benchmarks
 
 clean:  ## remove generated outputs (not the venv)
-	rm -rf runs multirun outputs results reports
+	rm -rf runs multirun outputs results reports .view

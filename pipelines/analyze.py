@@ -7,7 +7,14 @@ from gradlab.cli import hydra_entry
 from gradlab.config import TrainConfig
 
 
-@hydra_entry("config")
+def rerun(cfg: TrainConfig) -> tuple[str, str]:
+    """After a full disk: the analysis is made again from model.ckpt; the folder it writes."""
+    from gradlab.runfolder import RunFolder
+
+    return "rerun", str(RunFolder.of(cfg.runs_dir, cfg.run_name).analysis.path)
+
+
+@hydra_entry("config", rerun=rerun)
 def main(cfg: TrainConfig) -> None:
     from gradlab.stages import analyze  # torch loads once the config is checked
 

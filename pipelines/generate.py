@@ -4,7 +4,14 @@ from gradlab.cli import hydra_entry
 from gradlab.config import GenerateConfig
 
 
-@hydra_entry("generate")
+def rerun(cfg: GenerateConfig) -> tuple[str, str]:
+    """After a full disk: the folder it writes (a set without its manifest.json is made again on the next use)."""
+    from gradlab.data import data_dir
+
+    return "rerun", str(data_dir(cfg.data_dir, cfg.task))
+
+
+@hydra_entry("generate", rerun=rerun)
 def main(cfg: GenerateConfig) -> None:
     from gradlab.stages import generate  # torch loads once the config is checked
 

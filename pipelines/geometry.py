@@ -1,4 +1,4 @@
-"""Stage `geometry`: the seed's high-dimensional experiment against exact theory -> results/geometry/.
+"""Stage `geometry`: the curse-of-dimensionality experiment against exact theory -> results/geometry/.
 
 `python pipelines/geometry.py geometry.dims=[2,10,100] geometry.n_pairs=2000 geometry.distributions=[cube,sphere]`
 """

@@ -1,6 +1,7 @@
-"""README.md's result blocks from docs/results/*.json: `python pipelines/readme_results.py` (= `make readme`).
+"""The result blocks of README.md and docs/*.md from docs/results/*.json: `python pipelines/readme_results.py`
+(= `make readme`).
 
---check: exit 1 (and name the blocks) when README.md says something its result files do not.
+--check: exit 1 (and name the pages and blocks) when a page says something its result files do not.
 """
 
 from __future__ import annotations
@@ -14,17 +15,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only compare; change nothing")
     args = parser.parse_args(argv)
 
-    from gradlab.readme_results import ROOT, blocks, stale_blocks, update_readme
+    from gradlab.readme_results import ROOT, blocks, pages, stale_pages, update_pages
 
-    readme = ROOT / "README.md"
     if args.check:
-        stale = stale_blocks(readme.read_text())
+        stale = stale_pages()
         if stale:
-            print(f"error: README.md's blocks {', '.join(stale)} differ from docs/results/: run `make readme`",
-                  file=sys.stderr)
+            print("error: blocks differ from docs/results/ (" + "; ".join(f"{page}: {', '.join(names)}" for page, names
+                  in stale.items()) + "): run `make readme`", file=sys.stderr)
         return 1 if stale else 0
-    changed = update_readme()
-    print(f"README.md {'updated' if changed else 'unchanged'} ({', '.join(blocks(readme.read_text()))})")
+    changed = update_pages()
+    for page in pages():
+        if names := blocks(page.read_text()):
+            name = str(page.relative_to(ROOT))
+            print(f"{name} {'updated' if name in changed else 'unchanged'} ({', '.join(names)})")
     return 0
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ CLONE is a checkout where `make repro` ran (its results/repro.json, results/summ
 another checkout of the same commit where `make repro JOBS=1` ran the same grid; --serial-same-threads one where
 `make repro JOBS=1 THREADS=<CLONE's threads>` ran it. Writes docs/results/<name>.json (the grid, the wall times and
 their ratios, whether summary.csv and every run's metrics.json are byte-identical between CLONE and each other
-checkout, the headline and the per-cell table) and rewrites README.md's `<name>` block from it.
+checkout, the headline and the per-cell table) and rewrites the `<name>` blocks of README.md and docs/*.md from it.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serial", type=Path, default=None, help="the checkout where `make repro JOBS=1` ran")
     parser.add_argument("--serial-same-threads", type=Path, default=None,
                         help="the checkout where `make repro JOBS=1 THREADS=<the parallel study's>` ran")
-    parser.add_argument("--name", default="cpu_profile", help="docs/results/<name>.json and README's block")
+    parser.add_argument("--name", default="cpu_profile", help="docs/results/<name>.json and the pages' blocks")
     args = parser.parse_args(argv)
 
-    from gradlab.readme_results import study_record, update_readme, write_result
+    from gradlab.readme_results import study_record, update_pages, write_result
 
     try:
         data = study_record(args.clone, args.serial, args.serial_same_threads)
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     path = write_result(args.name, data)
-    print(f"wrote {path}; README.md " + ("updated" if update_readme() else "unchanged (or no such block)"))
+    changed = update_pages()
+    print(f"wrote {path}; " + (f"updated {', '.join(changed)}" if changed else "no page changed (or no such block)"))
     for key, cmp in (("serial", "compare"), ("serial_same_threads", "compare_same_threads")):
         if key not in data:
             continue

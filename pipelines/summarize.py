@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         params = read_params(args.params)
         summarize.run(study_runs(params), args.runs_dir, args.out, args.logger_mode, paper_runs(params))
 
-    reported(run)
+    reported(run, where=args.out)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,16 @@ def check(cfg: TrainConfig) -> None:
         resume_from(cfg)
 
 
-@hydra_entry("config", check=check)
+def rerun(cfg: TrainConfig) -> tuple[str, str]:
+    """After a full disk: a rerun resumes from the run's last.ckpt when it has one; the run folder."""
+    from gradlab.runfolder import RunFolder
+
+    folder = RunFolder.of(cfg.runs_dir, cfg.run_name)
+    return ("rerun: it resumes from last.ckpt" if folder.last_ckpt.is_file() and cfg.resume else "rerun"), str(
+        folder.path)
+
+
+@hydra_entry("config", check=check, rerun=rerun)
 def main(cfg: TrainConfig) -> None:
     from gradlab.stages.train import run_training  # torch and Lightning load once the config is checked
 

@@ -1,18 +1,30 @@
-"""Shared fixtures: compose the real Hydra config and run the real pipeline in a temporary folder."""
+"""Shared fixtures: compose the real Hydra config and run the real pipeline in a temporary folder; the entry points
+in-process (`run_entry`) or as a user runs them (`run_cli`); the smoke study, made once per session (`smoke_study`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 os.environ.setdefault("WANDB_MODE", "offline")  # never the network from tests
+# The code under test is this checkout's src/, in this process (pyproject's pythonpath) and in every process a test
+# starts: an editable install made from another checkout would otherwise be what the children import.
+os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 def compose_cfg(overrides: list[str], tmp: Path):
@@ -44,5 +56,142 @@ def run_cli(script: str, *args: str, cwd: Path, env: dict | None = None) -> subp
                           capture_output=True, env={**base, **(env or {})}, timeout=600)
 
 
+def _entry_point(script: str):
+    """pipelines/<script> as a module (loaded once per session), for calling its main() in this process."""
+    name = f"pipelines_{Path(script).stem}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "pipelines" / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+def run_entry(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`python pipelines/<script> <args>` run in this process, from `cwd`: its exit code, stdout and stderr as the
+    process would have them (a `sys.exit("error: …")` prints its message on stderr and exits 1). Without the ~4 s of
+    imports a fresh interpreter pays; where the fresh interpreter, a signal or the real exit status is the point,
+    tests use run_cli."""
+    main = _entry_point(script).main
+    out, err = io.StringIO(), io.StringIO()
+    argv, here, raising = sys.argv, Path.cwd(), logging.raiseExceptions
+    code: int | str | None = 0
+    try:
+        os.chdir(cwd)
+        sys.argv = [str(ROOT / "pipelines" / script), *args]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main()  # Hydra's and argparse's entry points both read sys.argv; some return their status
+            except SystemExit as stop:
+                code = stop.code
+    finally:
+        sys.argv = argv
+        os.chdir(here)
+        logging.raiseExceptions = raising  # an entry point ending on a full disk turns it off for its process
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.core.hydra_config import HydraConfig
+
+        HydraConfig.instance().cfg = None  # a Hydra run leaves its config set: later in-process runs would see it
+        GlobalHydra.instance().clear()
+        if "wandb" in sys.modules:  # wandb's service keeps the folder it started in; relative run dirs follow it
+            sys.modules["wandb"].teardown()
+    if isinstance(code, str):
+        err.write(code + "\n")
+        code = 1
+    return subprocess.CompletedProcess([script, *args], code or 0, out.getvalue(), err.getvalue())
+
+
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+# ------------------------------------------------------------------------------ the smoke study, once per session
+
+GENERATED = ("runs/", "data/", "results/", "reports/", "multirun/", "outputs/", ".venv/", "dvc.lock")
+
+
+def study_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    return {**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}", "WANDB_MODE": "offline"}
+
+
+def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(BIN / "dvc"), *args], cwd=cwd, env=study_env(), text=True, capture_output=True,
+                          timeout=900)
+    if check:
+        assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+    return done
+
+
+def repro(cwd: Path, *args: str, **kw) -> subprocess.CompletedProcess:
+    """`make repro`'s runner (pipelines/repro.py) in a copy of the repository."""
+    return subprocess.run([sys.executable, "pipelines/repro.py", *args], cwd=cwd, env=study_env(), text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900, **kw)
+
+
+def copy_repository(repo: Path, profile: str = "smoke") -> None:
+    """The repository's files as a clone has them, in a git repository of their own, on `profile`."""
+    for f in _repository_files():
+        (repo / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, repo / f)
+    git = ["git", "-c", "user.name=gradlab-test", "-c", "user.email=test@localhost"]
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run([sys.executable, "pipelines/switch_profile.py", profile], cwd=repo, env=study_env(), check=True,
+                   capture_output=True)
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "copy"], cwd=repo, check=True)
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory) -> Path:
+    """A fresh copy of the repository's files (as a clone would have them) with the smoke study reproduced by
+    `make repro`'s runner (2 jobs, 1 thread each: the same study as the cluster test's srun one): runs/, results/
+    (summary, geometry, cliff), reports/index.html, dvc.lock. One per test session, shared by every file that reads
+    it (tests/test_study.py, tests/test_report.py); a test that changes it restores what it changed, or works on a
+    copy (`copy_study`).
+
+    GRADLAB_SMOKE_STUDY=<folder> keeps it there for the next session (CI: `make test` makes it, `make test-cluster`
+    compares the srun study with it): reused only while the repository's files are byte for byte those it was made
+    from, and the Python that made it is this one."""
+    keep = os.environ.get("GRADLAB_SMOKE_STUDY")
+    if keep:
+        repo, stamp_file = Path(keep) / "study", Path(keep) / "stamp"
+        stamp = _repository_stamp()
+        if stamp_file.is_file() and stamp_file.read_text() == stamp and (repo / "dvc.lock").is_file():
+            print(f"smoke study: the one in {repo}, made from these files")
+            return repo
+        shutil.rmtree(repo, ignore_errors=True)
+        stamp_file.unlink(missing_ok=True)
+        repo.mkdir(parents=True)
+    else:
+        repo = tmp_path_factory.mktemp("study")
+    copy_repository(repo)
+    started = time.perf_counter()
+    done = repro(repo, "--jobs", "2", "--threads", "1")
+    assert done.returncode == 0, done.stdout[-5000:]
+    print(f"smoke study: make repro's runner, 2 jobs, in {time.perf_counter() - started:.0f}s")
+    if keep:
+        stamp_file.write_text(stamp)
+    return repo
+
+
+def _repository_files() -> list[str]:
+    """The files a clone has (tracked, and new ones not ignored), less what the study generates."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, text=True,
+                           capture_output=True, check=True).stdout.split()
+    return [f for f in files if not f.startswith(GENERATED) and (ROOT / f).is_file()]
+
+
+def _repository_stamp() -> str:
+    import hashlib
+
+    digest = hashlib.sha256(sys.executable.encode())
+    for f in _repository_files():
+        digest.update(f.encode() + b"\0" + (ROOT / f).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def copy_study(study: Path, to: Path) -> Path:
+    """A copy of a reproduced study (its git repository, DVC cache and outputs) for a test that changes it."""
+    shutil.copytree(study, to, symlinks=True)
+    return to

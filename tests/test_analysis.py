@@ -2,16 +2,16 @@
 
 import pandas as pd
 import pytest
-from conftest import read_json, run_cli
+from conftest import read_json, run_entry
 
 SMALL = ("profile=smoke", "task.seq_len=10", "trainer.max_steps=6", "probe.every_n_steps=3", "logger.mode=offline")
 
 
 def test_analyze_probes_a_trained_run_on_test_data(tmp_path):
-    trained = run_cli("train.py", *SMALL, cwd=tmp_path)
+    trained = run_entry("train.py", *SMALL, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr[-2000:]
     run_dir = tmp_path / "runs" / "adding-T10-lstm-none-s0"
-    done = run_cli("analyze.py", *SMALL, cwd=tmp_path)
+    done = run_entry("analyze.py", *SMALL, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     out = run_dir / "analysis"
     assert f"{out}" in done.stdout or "analysis" in done.stdout
@@ -50,9 +50,9 @@ def test_compare_draws_the_last_probes_of_several_runs(train, tmp_path):
     _, rnn = train("profile=smoke", "model=rnn", "task.seq_len=10", "trainer.max_steps=3", "logger.mode=disabled")
     _, nfg = train("profile=smoke", "model=nfg_lstm", "task.seq_len=10", "trainer.max_steps=3",
                    "logger.mode=disabled")
-    done = run_cli("compare.py", str(rnn), str(nfg), "--out", str(tmp_path / "cmp.png"), cwd=tmp_path)
+    done = run_entry("compare.py", str(rnn), str(nfg), "--out", str(tmp_path / "cmp.png"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "adding-T10-nfg_lstm-none-s0: dL_dc_norm t=0 / t=T-1" in done.stdout
     assert (tmp_path / "cmp.png").stat().st_size > 1000
-    missing = run_cli("compare.py", str(tmp_path / "nope"), "--out", str(tmp_path / "x.png"), cwd=tmp_path)
+    missing = run_entry("compare.py", str(tmp_path / "nope"), "--out", str(tmp_path / "x.png"), cwd=tmp_path)
     assert missing.returncode != 0 and "does not exist" in missing.stderr and not (tmp_path / "x.png").exists()

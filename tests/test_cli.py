@@ -1,7 +1,12 @@
-"""The entry points as a user runs them: one-line errors before any work, and a real run's outputs."""
+"""The entry points as a user runs them: one-line errors before any work, and a real run's outputs.
+
+Most cases call the entry point's main() in this process (conftest.run_entry: its exit code and stderr as the
+process would have them, without ~4 s of imports each); a fresh interpreter (run_cli) where that is the point: a
+bad input, a data error after torch and Lightning are imported, and a whole run, each with its real exit status
+and everything it prints."""
 
 import pytest
-from conftest import read_json, run_cli
+from conftest import read_json, run_cli, run_entry
 
 BAD_INPUTS = [
     (["model=gru"], "model='gru' is not a valid choice; choose one of: lstm, nfg_lstm, rnn"),
@@ -56,13 +61,24 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize("args,message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
 def test_bad_input_fails_cleanly_before_any_work(tmp_path, args, message):
-    result = run_cli("train.py", *args, cwd=tmp_path)
+    result = run_entry("train.py", *args, cwd=tmp_path)
     assert result.returncode == 1, (result.returncode, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert message in lines[0]
     assert "Traceback" not in result.stdout + result.stderr
     assert list(tmp_path.iterdir()) == []  # no run folder, no data, no Hydra outputs
+
+
+@pytest.mark.parametrize("args,message", [BAD_INPUTS[0], BAD_INPUTS[2]], ids=["model=gru", "task.seq_len=1"])
+def test_bad_input_in_a_fresh_interpreter_exits_1_with_one_line(tmp_path, args, message):
+    """The same as the user's shell sees it: the process's own exit status, and nothing else on stderr (no warning,
+    no traceback, no Hydra output) from a fresh interpreter."""
+    result = run_cli("train.py", *args, cwd=tmp_path)
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert result.stderr == f"error: {message}\n" if args == ["model=gru"] else message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def snapshot(root):
@@ -85,12 +101,13 @@ TRAIN_SMALL = (*DATA, "trainer.batch_size=8", "probe.batch_size=4", "trainer.max
 
 @pytest.fixture
 def generated(tmp_path):
-    ok = run_cli("generate.py", *DATA, cwd=tmp_path)
+    ok = run_entry("generate.py", *DATA, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     return tmp_path / "data" / "first_token" / "T10"
 
 
 def test_corrupt_data_file_fails_cleanly(tmp_path, generated):
+    """In a fresh interpreter: torch and Lightning are imported by then, and must print nothing on stderr."""
     train_file = generated / "train.pt"
     train_file.write_bytes(train_file.read_bytes()[:-10] + b"0123456789")
     before = snapshot(tmp_path)
@@ -102,38 +119,38 @@ def test_corrupt_data_file_fails_cleanly(tmp_path, generated):
 def test_missing_data_file_fails_cleanly(tmp_path, generated):
     (generated / "val.pt").unlink()
     before = snapshot(tmp_path)
-    assert_clean_error(run_cli("train.py", *TRAIN_SMALL, cwd=tmp_path),
+    assert_clean_error(run_entry("train.py", *TRAIN_SMALL, cwd=tmp_path),
                        "data/first_token/T10/val.pt is missing; delete data/first_token/T10 and regenerate it",
                        tmp_path, before)
 
 
 def test_data_of_another_seed_or_size_fails_cleanly(tmp_path, generated):
     before = snapshot(tmp_path)
-    assert_clean_error(run_cli("train.py", *TRAIN_SMALL, "data.seed=7", cwd=tmp_path),
+    assert_clean_error(run_entry("train.py", *TRAIN_SMALL, "data.seed=7", cwd=tmp_path),
                        "data/first_token/T10 holds sizes {'train': 64, 'val': 8, 'test': 8} with data seed 1234, but "
                        "the config asks for {'train': 64, 'val': 8, 'test': 8} with seed 7", tmp_path, before)
-    assert_clean_error(run_cli("train.py", *TRAIN_SMALL, "data.n_train=32", cwd=tmp_path),
+    assert_clean_error(run_entry("train.py", *TRAIN_SMALL, "data.n_train=32", cwd=tmp_path),
                        "holds sizes {'train': 64, 'val': 8, 'test': 8}", tmp_path, before)
 
 
 def test_analyze_errors_are_one_line_and_change_nothing(tmp_path, generated):
-    assert run_cli("train.py", *TRAIN_SMALL, cwd=tmp_path).returncode == 0
+    assert run_entry("train.py", *TRAIN_SMALL, cwd=tmp_path).returncode == 0
     before = snapshot(tmp_path)
-    assert_clean_error(run_cli("analyze.py", *TRAIN_SMALL, "model.hidden_size=32", cwd=tmp_path),
+    assert_clean_error(run_entry("analyze.py", *TRAIN_SMALL, "model.hidden_size=32", cwd=tmp_path),
                        "checkpoint runs/first_token-T10-lstm-none-s0/model.ckpt was trained with another config "
                        "(model.hidden_size: 64 -> 32); use the overrides it was trained with or another run_name=",
                        tmp_path, before)
-    assert_clean_error(run_cli("analyze.py", *TRAIN_SMALL, "model=rnn", cwd=tmp_path),
+    assert_clean_error(run_entry("analyze.py", *TRAIN_SMALL, "model=rnn", cwd=tmp_path),
                        "no checkpoint at runs/first_token-T10-rnn-none-s0/model.ckpt: train the run first", tmp_path,
                        before)
     (tmp_path / "runs" / "first_token-T10-lstm-none-s0" / "model.ckpt").write_bytes(b"not a checkpoint")
     before = snapshot(tmp_path)
-    assert_clean_error(run_cli("analyze.py", *TRAIN_SMALL, cwd=tmp_path), "unreadable", tmp_path, before)
+    assert_clean_error(run_entry("analyze.py", *TRAIN_SMALL, cwd=tmp_path), "unreadable", tmp_path, before)
 
 
 def test_compare_without_a_probe_table_is_one_line_and_writes_nothing(tmp_path):
     (tmp_path / "runs" / "r").mkdir(parents=True)
-    assert_clean_error(run_cli("compare.py", "runs/r", "--out", "cmp.png", cwd=tmp_path),
+    assert_clean_error(run_entry("compare.py", "runs/r", "--out", "cmp.png", cwd=tmp_path),
                        "runs/r/bptt.csv does not exist; train the run with the probe on (probe.enabled=true)",
                        tmp_path, {})
 
@@ -145,7 +162,7 @@ def test_bf16_lstm_trains_where_the_cpu_has_the_kernel_and_is_refused_where_not(
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU takes bf16-mixed runs; this is about CPUs")
-    result = run_cli("train.py", *TRAIN_SMALL, "trainer.precision=bf16-mixed", cwd=tmp_path)
+    result = run_entry("train.py", *TRAIN_SMALL, "trainer.precision=bf16-mixed", cwd=tmp_path)
     if result.returncode == 0:
         assert read_json(tmp_path / "runs" / "first_token-T10-lstm-none-s0" / "metrics.json")["status"] == "completed"
     else:
@@ -185,7 +202,7 @@ def test_gpu_accelerator_without_a_gpu_is_refused(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("the check is about machines without a CUDA GPU")
-    result = run_cli("train.py", "trainer.accelerator=gpu", cwd=tmp_path)
+    result = run_entry("train.py", "trainer.accelerator=gpu", cwd=tmp_path)
     assert result.returncode == 1 and list(tmp_path.iterdir()) == []
     assert result.stderr.strip() == ("error: trainer.accelerator=gpu but this machine has no CUDA GPU; use "
                                      "trainer.accelerator=auto (GPU when there is one) or cpu")

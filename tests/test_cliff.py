@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_entry
 
 from gradlab.cliff import Cliff
 
@@ -70,7 +70,7 @@ def test_norm_clipping_keeps_the_step_that_the_wall_would_throw():
 
 
 def test_the_stage_writes_its_data_and_figure(tmp_path):
-    done = run_cli("cliff.py", "--out", str(tmp_path / "cliff"), cwd=tmp_path)
+    done = run_entry("cliff.py", "--out", str(tmp_path / "cliff"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     out = tmp_path / "cliff"
     summary = json.loads((out / "summary.json").read_text())

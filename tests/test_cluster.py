@@ -2,8 +2,10 @@
 submitit launcher, a requeued job and a timed-out one resuming at the step they stopped, DDP with two tasks, the
 launcher's request refused before submission, and the study's runs as Slurm job steps.
 
-Marked `cluster` (`make test-cluster`, which starts the cluster): a few minutes, most of it Slurm's ~2 min wait
-before a requeued job starts again. Outside CI they skip where no cluster answers; in CI they fail instead.
+Marked `cluster` (`make test-cluster`, which starts the cluster): a few minutes; a requeued job is let start at once
+(`_start_now`) instead of after Slurm's 2 min hold, and the srun study is compared with the session's smoke study
+(kept from `make test` where GRADLAB_SMOKE_STUDY names a folder, as CI does). Outside CI they skip where no cluster
+answers; in CI they fail instead.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, read_json
+from conftest import ROOT, read_json, run_entry
 
 pytestmark = pytest.mark.cluster
 PARTITION = "debug"  # scripts/cluster.sh's
@@ -95,6 +97,17 @@ def _wait_for(tmp: Path, proc: subprocess.Popen, pattern: str, within: float = 3
     return next(p.name.split("_")[0] for p in (tmp / "multirun" / ".submitit").iterdir() if p.name[0].isdigit())
 
 
+def _start_now(job: str, within: float = 120) -> None:
+    """Slurm holds a requeued job before it may start again (its begin time: now + AuthInfo's cred_expire, 120 s
+    by default): once the job is pending again, let it start at once. What is tested is the resume, not the wait."""
+    deadline = time.time() + within
+    while subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True,
+                         text=True).stdout.strip() != "PENDING":
+        assert time.time() < deadline, f"job {job} was not pending again within {within} s"
+        time.sleep(0.5)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+
+
 @pytest.fixture(scope="module")
 def stopped(tmp_path_factory):
     """Two one-job sweeps, running side by side (Slurm holds a requeued job ~2 min before it starts again):
@@ -110,12 +123,14 @@ def stopped(tmp_path_factory):
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         started[name] = (tmp, proc)
     past_600 = r"^step ([6-9]\d\d|\d{4,})/"
-    job = _wait_for(*started["requeued"], past_600)
-    subprocess.run(["scontrol", "requeue", job], check=True)
+    requeued = _wait_for(*started["requeued"], past_600)
+    subprocess.run(["scontrol", "requeue", requeued], check=True)
     job = _wait_for(*started["timed_out"], past_600)
     subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=1"], check=True)
+    _start_now(requeued)
     _wait_for(*started["timed_out"], r"Requeued job", within=120)
     subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=10"], check=True)
+    _start_now(job)
     done = {}
     for name, (tmp, proc) in started.items():
         out = proc.communicate(timeout=1200)[0]
@@ -198,7 +213,9 @@ def test_ddp_with_two_tasks_on_one_node(tmp_path):
 ])
 def test_a_request_the_partition_cannot_meet_is_refused_in_one_line_before_submission(tmp_path, overrides, message):
     before = jobs_in_queue()
-    done = sweep(tmp_path, "model=rnn,lstm", *overrides, timeout=120)
+    # in this process: the refusal comes before Hydra launches anything (conftest.run_entry: its exit status and
+    # stderr as the process would have them)
+    done = run_entry("train.py", *sweep_command(tmp_path, "model=rnn,lstm", *overrides)[2:], cwd=tmp_path)
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
@@ -214,20 +231,18 @@ def test_defaults_fit_a_cpu_only_partition():
     assert launcher.gpus_per_node is None and launcher.cpus_per_task == 1
 
 
-def test_study_with_its_runs_as_slurm_job_steps_equals_the_local_study(tmp_path):
+def test_study_with_its_runs_as_slurm_job_steps_equals_the_local_study(tmp_path, smoke_study):
     """`make repro PROFILE=smoke JOBS=2 SRUN="-p debug"`: the train and analyze stages run through srun (1 CPU each),
-    DVC records every stage (status clean, a second repro runs nothing), and the summary is the local study's."""
-    from test_study import copy_repository, dvc, repro
+    DVC records every stage (status clean, a second repro runs nothing), and the summary is the local study's (the
+    session's smoke study: the same runner, 2 jobs, 1 thread each, without srun)."""
+    from conftest import copy_repository, dvc, repro
 
-    studies = {}
-    for name, extra in (("local", ()), ("slurm", ("--srun", f"-p {PARTITION}"))):
-        repo = tmp_path / name
-        repo.mkdir()
-        copy_repository(repo)
-        done = repro(repo, "--jobs", "2", "--threads", "1", *extra)
-        assert done.returncode == 0, done.stdout[-5000:]
-        studies[name] = (repo, done.stdout)
-    repo, out = studies["slurm"]
+    repo = tmp_path / "slurm"
+    repo.mkdir()
+    copy_repository(repo)
+    done = repro(repo, "--jobs", "2", "--threads", "1", "--srun", f"-p {PARTITION}")
+    assert done.returncode == 0, done.stdout[-5000:]
+    out = done.stdout
     assert "train/analyze through srun -p debug" in out
     infos = [read_json(p) for p in (repo / "runs").glob("*/run_info.json")]
     assert infos and all(i["threads"] == 1 for i in infos)
@@ -235,12 +250,12 @@ def test_study_with_its_runs_as_slurm_job_steps_equals_the_local_study(tmp_path)
     again = dvc(repo, "repro")
     assert "Running stage" not in again.stdout, again.stdout[-2000:]
     assert read_json(repo / "results/repro.json")["srun"] == f"-p {PARTITION}"
-    local, slurm = (studies[n][0] / "results/summary/summary.csv" for n in ("local", "slurm"))
+    local, slurm = (r / "results/summary/summary.csv" for r in (smoke_study, repo))
     assert slurm.read_bytes() == local.read_bytes()
 
 
 def test_study_through_srun_refuses_a_request_slurm_cannot_meet(tmp_path):
-    from test_study import copy_repository, repro
+    from conftest import copy_repository, repro
 
     copy_repository(tmp_path)
     done = repro(tmp_path, "--jobs", "2", "--srun", "-p nope")

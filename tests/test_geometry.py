@@ -1,17 +1,17 @@
-"""High-dimensional geometry against the exact values of science.md §4, and the geometry stage as users run it."""
+"""High-dimensional geometry against the exact values of docs/geometry.md, and the geometry stage as users run it."""
 
 import math
 
 import pandas as pd
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_entry
 
 from gradlab import geometry as g
 from gradlab.choices import Distribution
 from gradlab.errors import ConfigError
 
-SPHERE_ANGLE_SD = {2: 51.96, 3: 39.17, 10: 19.06, 100: 5.758, 1000: 1.8128}  # science.md §4, as printed there
+SPHERE_ANGLE_SD = {2: 51.96, 3: 39.17, 10: 19.06, 100: 5.758, 1000: 1.8128}  # docs/geometry.md, as printed there
 N = 10_000  # pairs per sample: sampled statistics are held to a few standard errors of an estimate from N pairs
 
 
@@ -88,7 +88,7 @@ def test_relative_contrast_shrinks_like_one_over_sqrt_D():
     assert all(a > b for a, b in zip(values, values[1:], strict=False)), rc
     scaled = [rc[D][0] * math.sqrt(D) for D in (100, 1000, 10_000)]
     assert max(scaled) / min(scaled) < 1.3, scaled
-    # science.md's values are a simulation of the same kind (100 uniform points; not the paper's numbers), so each
+    # docs/geometry.md's values are a simulation of the same kind (100 uniform points; not the paper's numbers), so each
     # side has about the same standard error se: the difference is held to 4 standard errors of a difference, 4√2·se
     for D, published in ((10, 1.69), (100, 0.322), (1000, 0.091)):
         mean, se = rc[D]
@@ -142,7 +142,7 @@ def test_bad_values_raise_clear_errors():
 
 
 def test_geometry_stage_writes_the_reference_table_and_figures(tmp_path):
-    done = run_cli("geometry.py", "geometry.dims=[2,3,10,100]", "geometry.n_pairs=2000",
+    done = run_entry("geometry.py", "geometry.dims=[2,3,10,100]", "geometry.n_pairs=2000",
                    "geometry.distributions=[cube,sphere]", "geometry.mc_samples=200000", "seed=0",
                    "logger.mode=offline", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -168,6 +168,6 @@ def test_geometry_stage_writes_the_reference_table_and_figures(tmp_path):
                             "epsilon, histogram_bins, mc_max_dim, mc_samples, n_pairs, n_points, n_queries"),
 ])
 def test_geometry_bad_input(tmp_path, args, message):
-    done = run_cli("geometry.py", *args, cwd=tmp_path)
+    done = run_entry("geometry.py", *args, cwd=tmp_path)
     assert done.returncode != 0 and done.stderr.strip() == f"error: {message}"
     assert list(tmp_path.iterdir()) == []

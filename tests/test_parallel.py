@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_entry
 
 from gradlab import parallel
 
@@ -34,8 +34,7 @@ def test_gpu_jobs_come_from_its_memory_and_the_cores():
 
 @pytest.mark.parametrize("flag,value", [("--jobs", "0"), ("--jobs", "two"), ("--threads", "-1")])
 def test_a_bad_jobs_or_threads_value_is_named_with_the_choices(flag, value):
-    done = subprocess.run([sys.executable, "pipelines/repro.py", flag, value], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    done = run_entry("repro.py", flag, value, cwd=ROOT)
     assert done.returncode == 2 and f"{value!r}" in done.stderr and "positive integer or 'auto'" in done.stderr
 
 

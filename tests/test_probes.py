@@ -1,4 +1,4 @@
-"""The BPTT probe against exact answers: seed 000's worked example, autograd, finite differences, theory."""
+"""The BPTT probe against exact answers: a worked LSTM example (tests/data/), autograd, finite differences, theory."""
 
 import json
 import math
@@ -12,7 +12,7 @@ from gradlab.models import LayerTrace, RecurrentNet
 from gradlab.probes import bptt_probe, decay_rate, horizon, weight_contributions
 from gradlab.tasks import AddingTask, TaskSpec, generate_adding
 
-SEED000 = Path(__file__).resolve().parent / "data" / "seed000_lstm_bptt_example.json"  # copy of shared/reference/
+WORKED = Path(__file__).resolve().parent / "data" / "lstm_bptt_worked_example.json"  # inputs and expected norms
 MODELS = ("rnn", "lstm", "nfg_lstm")
 
 
@@ -20,9 +20,10 @@ def raw_spec(input_size, T):
     return TaskSpec("raw", T, T, input_size, 1, "regression", False, False, 1.0, None)
 
 
-def seed000_model():
-    """seed 000's LSTM (gates [i, f, o, g], weights acting on the right) as a gradlab RecurrentNet (i, f, g, o)."""
-    ex = json.loads(SEED000.read_text())["inputs"]
+def worked_model():
+    """The worked example's LSTM (gates [i, f, o, g], weights acting on the right) as a gradlab RecurrentNet
+    (i, f, g, o)."""
+    ex = json.loads(WORKED.read_text())["inputs"]
     Wx, Wh, b = (torch.tensor(ex[k], dtype=torch.float64) for k in ("Wx", "Wh", "b"))
     H = Wh.shape[0]
     order = torch.cat([torch.arange(0, H), torch.arange(H, 2 * H), torch.arange(3 * H, 4 * H),
@@ -41,9 +42,9 @@ def seed000_model():
 
 
 @pytest.mark.numerics
-def test_seed000_worked_example_components():
-    expected = json.loads(SEED000.read_text())["expected_component_norms"]
-    model, x, h0, dout = seed000_model()
+def test_worked_lstm_example_components():
+    expected = json.loads(WORKED.read_text())["expected_component_norms"]
+    model, x, h0, dout = worked_model()
     for loss_name, comps in expected.items():
         k = int(loss_name[1:])
         result = bptt_probe(model, x, lambda out, tr, k=k: (dout[:, k - 1] * tr[0].h[k - 1]).sum(), h0=h0,
@@ -196,7 +197,8 @@ def test_the_finite_difference_check_fails_a_probe_off_by_1e_5(t):
 @pytest.mark.numerics
 @pytest.mark.parametrize("alpha", [0.9, 1.0, 1.1])
 def test_linear_rnn_gradient_scales_as_alpha_power(alpha):
-    """Linear RNN, W_hh = αQ: ‖∂L/∂h_k‖ = α^(T-1-k)·‖∂L/∂h_{T-1}‖ exactly (science.md §2).
+    """Linear RNN, W_hh = αQ: ‖∂L/∂h_k‖ = α^(T-1-k)·‖∂L/∂h_{T-1}‖ exactly (docs/theory.md, "The exact
+    case").
 
     In float64 it holds up to how orthogonal the computed Q is and the rounding of each step's product: every step
     back distorts a norm by at most ε_Q/2 + γ_H (ε_Q = ‖QᵀQ − I‖₂, γ_H = H·u/(1 − H·u)), so after T−1 steps the

@@ -1,4 +1,5 @@
-"""README's result numbers are rendered from the files the code wrote (docs/results/*.json), never typed."""
+"""The result numbers of README.md and docs/*.md are rendered from the files the code wrote (docs/results/*.json),
+never typed."""
 
 import json
 
@@ -9,23 +10,27 @@ from gradlab import readme_results as rr
 
 
 def test_readme_blocks_say_what_their_result_files_say():
-    text = (ROOT / "README.md").read_text()
-    assert set(rr.blocks(text)) >= {"documented_run"}
-    assert rr.stale_blocks(text) == [], "run `make readme`"
-    flat = " ".join(text.split())
-    for name in rr.blocks(text):  # every block names the machine its numbers were measured on
-        assert rr.machine_line(rr.read_result(name.split("/")[0])["machine"]) in flat
+    assert set(rr.blocks((ROOT / "README.md").read_text())) >= {"cpu_profile"}
+    everywhere = [name for page in rr.pages() for name in rr.blocks(page.read_text())]
+    assert set(everywhere) >= {"documented_run", "cpu_profile", "cpu_profile/reproduction"}
+    assert len(everywhere) == len(set(everywhere)), "a block is shown twice"
+    assert rr.stale_pages() == {}, "run `make readme`"
+    for page in rr.pages():
+        flat = " ".join(page.read_text().split())
+        for name in rr.blocks(page.read_text()):  # every block names the machine its numbers were measured on
+            assert rr.machine_line(rr.read_result(name.split("/")[0])["machine"]) in flat
 
 
 def test_a_changed_result_file_makes_the_readme_stale(tmp_path):
-    text = (ROOT / "README.md").read_text()
+    page = next(p for p in rr.pages() if "documented_run" in rr.blocks(p.read_text()))
+    text = page.read_text()
     data = rr.read_result("documented_run")
     data["models"]["rnn"]["h_ratio"] *= 10
     for other in rr.RESULTS_DIR.glob("*.json"):  # the other blocks' files as they are
         (tmp_path / other.name).write_bytes(other.read_bytes())
     (tmp_path / "documented_run.json").write_text(json.dumps(data))
-    assert rr.stale_blocks(text, tmp_path) == ["documented_run"]
-    assert rr.stale_blocks(rr.render(text, tmp_path), tmp_path) == []
+    assert rr.stale_blocks(text, tmp_path, page) == ["documented_run"]
+    assert rr.stale_blocks(rr.render(text, tmp_path, page), tmp_path, page) == []
 
 
 def test_number_formatting():

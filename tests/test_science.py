@@ -6,8 +6,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_lstm_learns_adding_T50_while_tanh_rnn_does_not(train):
-    """science.md: adding T=50, H=64, B=64, Adam 1e-3 — LSTM below 5% of the baseline MSE within 3000 steps,
-    the tanh RNN above 90% of it."""
+    """The study's premise (Hochreiter & Schmidhuber 1997; docs/literature.md): adding T=50, H=64, B=64, Adam 1e-3 —
+    LSTM below 5% of the baseline MSE within 3000 steps, the tanh RNN above 90% of it."""
     common = ("task=adding", "task.seq_len=50", "model.hidden_size=64", "trainer.batch_size=64", "optim=adam",
               "optim.lr=1e-3", "trainer.max_steps=3000", "trainer.val_every_n_steps=100")
     lstm, _ = train(*common, "model=lstm")

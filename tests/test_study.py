@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,59 +16,15 @@ import pandas as pd
 import pytest
 import yaml
 from browser import chromium, render
-from conftest import ROOT
+from conftest import BIN, copy_repository, copy_study, dvc, repro, study_env
 
-from gradlab import parallel
-
-BIN = Path(sys.executable).parent
-GENERATED = ("runs/", "data/", "results/", "reports/", "multirun/", "outputs/", ".venv/", "dvc.lock")
+_env = study_env
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
-    return {**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}", "WANDB_MODE": "offline"}
-
-
-def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(BIN / "dvc"), *args], cwd=cwd, env=_env(), text=True, capture_output=True,
-                          timeout=900)
-    if check:
-        assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
-    return done
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory) -> Path:
-    """A fresh copy of the repository's files (as a clone would have them) with the smoke study reproduced."""
-    repo = tmp_path_factory.mktemp("study")
-    copy_repository(repo)
-    started = time.perf_counter()
-    done = repro(repo, "--jobs", "2")
-    assert done.returncode == 0, done.stdout[-5000:]
-    print(f"smoke study: make repro's runner, 2 jobs, in {time.perf_counter() - started:.0f}s")
-    return repo
-
-
-def repro(cwd: Path, *args: str, **kw) -> subprocess.CompletedProcess:
-    """`make repro`'s runner (pipelines/repro.py) in the copy."""
-    return subprocess.run([sys.executable, "pipelines/repro.py", *args], cwd=cwd, env=_env(), text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900, **kw)
-
-
-def copy_repository(repo: Path, profile: str = "smoke") -> None:
-    """The repository's files as a clone has them, in a git repository of their own, on `profile`."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, text=True,
-                           capture_output=True, check=True).stdout.split()
-    for f in files:
-        if not f.startswith(GENERATED) and (ROOT / f).is_file():
-            (repo / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, repo / f)
-    git = ["git", "-c", "user.name=gradlab-test", "-c", "user.email=test@localhost"]
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    subprocess.run([sys.executable, "pipelines/switch_profile.py", profile], cwd=repo, env=_env(), check=True,
-                   capture_output=True)
-    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-qm", "copy"], cwd=repo, check=True)
+@pytest.fixture
+def study(smoke_study) -> Path:
+    """The session's smoke study (tests/conftest.py), reproduced by `make repro`'s runner with 2 jobs."""
+    return smoke_study
 
 
 def test_smoke_study_runs_end_to_end(study):
@@ -123,8 +78,7 @@ def test_second_repro_does_nothing(study):
     # the study's own record, written when it finished (and not rewritten by a run that had nothing to do)
     record = json.loads((study / "results/repro.json").read_text())
     assert {k: record[k] for k in ("profile", "stages", "jobs", "threads")} == {
-        "profile": "smoke", "stages": len(lock), "jobs": 2,
-        "threads": parallel.default_threads(parallel.cpu_cores(), 2)}
+        "profile": "smoke", "stages": len(lock), "jobs": 2, "threads": 1}  # as smoke_study asked (--threads 1)
     assert 0 < record["wall_s"] and record["wall_s_since_make"] is None  # not started by make
     runner = repro(study, "--jobs", "2")
     assert runner.returncode == 0 and "up to date" in runner.stdout, runner.stdout
@@ -187,6 +141,7 @@ def test_report_renders_in_headless_chromium(study, tmp_path):
 @pytest.mark.slow  # two smoke studies side by side: minutes
 def test_dvc_experiments_from_the_queue(study, tmp_path):
     """`dvc exp run --queue -S …` twice, `dvc queue start -j 2`: both finish, `dvc exp show` lists their metrics."""
+    study = copy_study(study, tmp_path / "study")  # it commits and queues: the session's study stays as it was
     git = ["git", "-c", "user.name=gradlab-test", "-c", "user.email=test@localhost"]
     subprocess.run([*git, "add", "-A"], cwd=study, check=True)  # the reproduced study (dvc.lock) as the baseline
     subprocess.run([*git, "commit", "-qm", "smoke study"], cwd=study, check=True)

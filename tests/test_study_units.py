@@ -160,14 +160,14 @@ def test_the_report_reads_the_summary_table_back_as_written(tmp_path):
 @pytest.mark.parametrize("record", ["metrics.json", "analysis/metrics.json", "analysis/bptt.csv"])
 def test_a_corrupt_run_record_fails_the_summary_and_writes_nothing(tmp_path, record):
     """A run whose record cannot be read is not 'missing': the summary names the file and publishes no table."""
-    from conftest import run_cli
+    from conftest import run_entry
 
     shutil.copy(ROOT / "conf/study/smoke.yaml", tmp_path / "params.yaml")
     path = tmp_path / "runs" / "adding-T10-lstm-none-s0" / record
     path.parent.mkdir(parents=True)
     (path.parent / "metrics.json").write_text('{"status": "completed"}')
     path.write_bytes(b'{"status": "compl' if record.endswith(".json") else b'step,layer\n1,"0\n')
-    done = run_cli("summarize.py", "--logger-mode", "disabled", cwd=tmp_path)
+    done = run_entry("summarize.py", "--logger-mode", "disabled", cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
     assert done.stderr.startswith(f"error: runs/adding-T10-lstm-none-s0/{record} is corrupt (")

@@ -49,7 +49,7 @@ def test_first_token_layout():
 
 @pytest.mark.parametrize("name,expected", [
     ("adding", 1 / 6),
-    ("copy", 10 * math.log(8) / 120),  # science.md: 0.1733 at T=100
+    ("copy", 10 * math.log(8) / 120),  # docs/theory.md's task table: 0.1733 at T=100
     ("first_token", math.log(4)),
 ])
 def test_memoryless_baselines(name, expected):

@@ -64,7 +64,7 @@ class LoggerMode(StrEnum):
 
 
 class Distribution(StrEnum):
-    cube = "cube"  # uniform in [-1, 1]^D, as in seed 004
+    cube = "cube"  # uniform in [-1, 1]^D, as in the curse-of-dimensionality article (docs/geometry.md)
     gaussian = "gaussian"  # N(0, I)
     sphere = "sphere"  # uniform on the unit sphere
 

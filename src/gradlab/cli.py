@@ -6,6 +6,7 @@ and reword every composition error as one line. `hydra_entry` is the decorator o
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import sys
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from gradlab.config import CONF_DIR, SCHEMAS, Config, task_schemas
-from gradlab.errors import ConfigError, DataError
+from gradlab.errors import ConfigError, DataError, disk_error
 
 COMPOSITION_ERRORS = (ConfigCompositionException, MissingConfigException, OverrideParseException,
                       OmegaConfBaseException)
@@ -161,10 +162,28 @@ def _no_check(cfg: Config) -> None:
     """An entry point whose config needs nothing beyond its schema's own checks."""
 
 
-def hydra_entry(config_name: str, check: Callable[[Config], None] = _no_check) -> Callable:
+def _rerun(cfg: Config | None) -> tuple[str, str | None]:
+    """After a full disk: what rerunning does, and the folder being written (for an error that names no file)."""
+    return "rerun", None
+
+
+def exit_on_disk_error(err: OSError, rerun: str = "rerun", where: Any = None) -> None:
+    """A full, read-only or forbidden disk ends the entry point with one line and exit 1; for any other OSError this
+    returns, and the caller raises it (a bug, with its traceback)."""
+    if (line := disk_error(err, rerun, where)) is not None:
+        # wandb keeps its debug logs on the same disk: as the process ends, their handlers fail too, and logging
+        # would print each failure with its traceback after the one line
+        logging.raiseExceptions = False
+        sys.exit(f"error: {line}")
+
+
+def hydra_entry(config_name: str, check: Callable[[Config], None] = _no_check,
+                rerun: Callable[[Config], tuple[str, str | None]] = _rerun) -> Callable:
     """Decorator for the Hydra entry points: load and check the whole config first (one-line error, exit 1, nothing
     written), then run under @hydra.main with the typed config; ConfigError and DataError from the run itself end
-    the same way. `check`: what the entry point needs beyond the schema (the machine, a resumable folder).
+    the same way, and so does a disk that cannot take the outputs (errors.DISK_ERRNOS: full, quota, permission,
+    read-only), with the path and what to do. `check`: what the entry point needs beyond the schema (the machine, a
+    resumable folder); `rerun`: what a rerun after a full disk does, and the folder it writes.
 
     Multirun (-m): every job is checked before any job starts (check_sweep), and again inside each job (where the
     launcher's own settings are known).
@@ -172,12 +191,20 @@ def hydra_entry(config_name: str, check: Callable[[Config], None] = _no_check) -
 
     def deco(task_fn: Callable[[Config], Any]) -> Callable[[], None]:
         def job(cfg: DictConfig) -> Any:
+            obj = None
             try:
                 obj = typed(cfg, config_name)
                 check(obj)
                 return task_fn(obj)
             except (ConfigError, DataError) as err:
                 sys.exit(f"error: {err}")
+            except OSError as err:
+                try:
+                    how, where = (rerun if obj is not None else _rerun)(obj)
+                except OSError:  # the folder cannot even be looked at: the error's own path says enough
+                    how, where = _rerun(obj)
+                exit_on_disk_error(err, how, where)
+                raise
 
         hydra_main = hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")(job)
 
@@ -193,6 +220,9 @@ def hydra_entry(config_name: str, check: Callable[[Config], None] = _no_check) -
                         check(load(config_name, args))
                 except (ConfigError, DataError) as err:
                     sys.exit(f"error: {err}")
+                except OSError as err:  # e.g. a run folder it may not read
+                    exit_on_disk_error(err)
+                    raise
                 GlobalHydra.instance().clear()
             hydra_main()
 
@@ -201,10 +231,14 @@ def hydra_entry(config_name: str, check: Callable[[Config], None] = _no_check) -
     return deco
 
 
-def reported(run: Callable[[], Any]) -> Any:
+def reported(run: Callable[[], Any], where: Any = None) -> Any:
     """Run an argparse entry point's work; a ConfigError or DataError ends it with its one line and exit code 1
-    (the argparse entry points read files, not configs; `hydra_entry` does the same for the Hydra ones)."""
+    (the argparse entry points read files, not configs; `hydra_entry` does the same for the Hydra ones), and so does
+    a disk that cannot take its outputs (`where`: the folder it writes, for an error that names no file)."""
     try:
         return run()
     except (ConfigError, DataError) as err:
         sys.exit(f"error: {err}")
+    except OSError as err:
+        exit_on_disk_error(err, where=where)
+        raise

@@ -1,4 +1,4 @@
-"""Pascanu, Mikolov and Bengio's cliff (2013, Section 3 and Fig. 6; science.md §5): why gradients need clipping.
+"""Pascanu, Mikolov and Bengio's cliff (2013, Section 3 and Fig. 6; docs/theory.md): why gradients need clipping.
 
 One sigmoid unit, x_t = w·σ(x_{t−1}) + b, x_0 = 0.5, T = 50, loss ℓ = (σ(x_T) − 0.7)². Over (w, b) the loss is
 flat almost everywhere, with narrow walls along the saddle-node bifurcation of the map (where a second fixed point

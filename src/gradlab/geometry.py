@@ -1,7 +1,7 @@
-"""High-dimensional geometry (science.md §4, seed 004): random vectors against exact theory, and any set of vectors.
+"""High-dimensional geometry (docs/geometry.md): random vectors against exact theory, and any set of vectors.
 
 Sampling and statistics are chunked: memory stays bounded (a few chunks of `CHUNK_ELEMENTS` floats) for any n
-and D, and no n x n x D tensor is ever formed. Distributions: `cube` (uniform in [-1, 1]^D, as in the seed),
+and D, and no n x n x D tensor is ever formed. Distributions: `cube` (uniform in [-1, 1]^D, as in the article),
 `gaussian` (N(0, I)), `sphere` (uniform on the unit sphere). Distances of `cube` vectors are reported in unit-cube
 units (halved), the scale of the classical results (E‖x-y‖² = D/6); angles and contrasts do not depend on scale.
 """
@@ -232,8 +232,9 @@ def shell_fraction(epsilon: float, D: int) -> float:
 
 
 def shell_fraction_mc(epsilon: float, D: int, n: int, generator: torch.Generator) -> tuple[float, float, int]:
-    """Monte Carlo as in the seed: uniform points in [−1, 1]^D, those inside the unit ball, the fraction of them in
-    the outer shell. Returns (fraction, standard error, points inside the ball); practical for small D only."""
+    """Monte Carlo as in the curse-of-dimensionality article: uniform points in [−1, 1]^D, those inside the unit
+    ball, the fraction of them in the outer shell. Returns (fraction, standard error, points inside the ball);
+    practical for small D only."""
     check(D=D, epsilon=epsilon)
     inside = in_shell = 0
     for chunk in random_point_chunks(Distribution.cube, n, D, generator):

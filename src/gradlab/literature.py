@@ -1,6 +1,7 @@
 """Published results, each with the setup it holds for, and how a gradlab run's setup differs from it.
 
-Source: ../shared/reference/science.md, section 3 (checked against the authors' reference code where public). A
+Sources: the papers, listed with their setups in docs/literature.md (checked against the authors' reference code where
+public). A
 published number is only comparable like for like: every entry names its task variant, model, optimizer, sizes and
 budget as far as the source gives them (`setup`, in gradlab's config keys, and `also` for what gradlab has no key
 for), and `differences` lists where a run's resolved config departs from it.

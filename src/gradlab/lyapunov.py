@@ -1,4 +1,4 @@
-"""Finite-time Lyapunov spectra of a recurrent net along its own trajectories (science.md §5; issue [explain]).
+"""Finite-time Lyapunov spectra of a recurrent net along its own trajectories (docs/theory.md, docs/probe.md).
 
 The state s_t of one sequence is every layer's h_t, and for the LSTM/NFG also every layer's c_t (dimension
 num_layers x H, or 2 x num_layers x H). Driven by its inputs x_t the net is a map s_t = F(s_{t-1}, x_t), and the k

@@ -7,7 +7,7 @@ for every layer and time step t = 0..T-1:
 - dL_dc_norm[t]  ‖∂ℓ/∂c_t‖ likewise (lstm, nfg_lstm)
 - dW_ih_norm[t], dW_hh_norm[t]  ‖(∂L/∂W)^(t)‖_F, the contribution of step t to the ordinary gradient of the batch
   loss L: (∂L/∂W_ih)^(t) = δa_tᵀ x_t and (∂L/∂W_hh)^(t) = δa_tᵀ h_{t-1} with δa_t = ∂L/∂a_t; they sum over t to
-  ∂L/∂W (seed 000's "components")
+  ∂L/∂W (the "components" of docs/literature.md's worked LSTM example)
 - forget_gate_mean[t] (lstm, nfg_lstm), tanh_deriv_mean[t] = mean |tanh'(a_t)| (rnn): what predicts the decay
 - c_norm[t]  ‖c_t‖ of the forward pass, averaged over the batch (lstm, nfg_lstm): the NFG's cell state can only grow
   along a stream it never forgets (the continual task), until tanh(c_t) saturates
@@ -157,7 +157,7 @@ def horizon(norms: Tensor, fraction: float = HORIZON_FRACTION) -> int:
 
 
 def predicted_decay_rate(model: RecurrentNet, curves: dict[str, Tensor], layer: int) -> float:
-    """Theory beside the measurement (science.md §2), ln per step.
+    """Theory beside the measurement (docs/theory.md), ln per step.
 
     rnn: ∂h_s/∂h_{s-1} = diag(φ'(a_s)) W_hh. The mean-field gain of a backpropagated vector per step is
     χ_s = (‖W_hh‖_F² / H) · mean φ'(a_s)², so the rate is ½ · mean_s ln χ_s (exact for the linear RNN with

@@ -1,8 +1,11 @@
-"""Result numbers in README.md come from files the code wrote: marked blocks that `make readme` rewrites.
+"""Result numbers in README.md and docs/*.md come from files the code wrote: marked blocks that `make readme`
+rewrites.
 
 A block is `<!-- results:NAME -->` ... `<!-- /results:NAME -->`; its text is rendered from docs/results/NAME.json
-(written by the code that measured it, with the machine it ran on) by the renderer registered for NAME. A test
-renders every block from its file and fails when README.md says anything else.
+(NAME up to its first `/`; written by the code that measured it, with the machine it ran on) by the renderer
+registered for NAME. A block may sit in any of the pages (README.md, docs/*.md); a renderer writes links from the
+repository's root (`docs/x.png`) and a page in docs/ gets them relative to itself. A test renders every block from
+its file and fails when a page says anything else.
 """
 
 from __future__ import annotations
@@ -178,8 +181,15 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
-def render_cpu_profile(r: dict[str, Any]) -> str:
-    """The cpu profile as `make repro` ran it from a fresh clone (pipelines/record_study.py wrote the file)."""
+def render_repro_time(r: dict[str, Any]) -> str:
+    """One line for README's commands: how long `make repro` took from a fresh clone, and on what."""
+    par = r["parallel"]
+    return (f"`make repro` took {_minutes(par['wall_s_since_make'])} from a fresh clone to the report (cpu profile, "
+            f"JOBS={par['jobs']}, installing `.venv` included) on {machine_line(r['machine'])}.")
+
+
+def _study_run(r: dict[str, Any]) -> str:
+    """How a recorded study ran: its grid, its wall time, and (where recorded) the serial runs beside it."""
     s, par = r["setup"], r["parallel"]
     models = ", ".join(f"{m['name']} (H={m['hidden_size']})" for m in s["models"])
     lr = f"{s['lr']:.0e}".replace("e-0", "e-")
@@ -208,6 +218,19 @@ def render_cpu_profile(r: dict[str, Any]) -> str:
                  f"was byte-identical in {c['metrics_json_identical']} of {c['metrics_json_runs']} runs, and "
                  f"summary.csv {'was identical' if c['summary_csv_identical'] else 'differed'}: what differs at "
                  f"default threads is the thread count, not the runner.")
+    return text
+
+
+def render_study_runner(r: dict[str, Any]) -> str:
+    """A recorded study's run and its comparison with the serial runner, without the headline and table (the
+    README's cpu_profile block shows those)."""
+    return _study_run(r) + " The per-run figures are bitwise only on that CPU and software.\n"
+
+
+def render_cpu_profile(r: dict[str, Any]) -> str:
+    """The cpu profile as `make repro` ran it from a fresh clone (pipelines/record_study.py wrote the file)."""
+    s = r["setup"]
+    text = _study_run(r)
     text += (" The per-run figures are bitwise only on that CPU and software; across machines what holds is the "
              "pattern over seeds. The headline, as the summary computes it:\n\n> " + r["headline"] + "\n\n")
     longest = max(s["seq_lens"])
@@ -284,25 +307,27 @@ def render_geometry(r: dict[str, Any]) -> str:
             + f" at D = {', '.join(map(str, sd))} (exact "
             + ", ".join(f"{value('sphere', D, 'angle_sd_deg', 'theory'):.4g}°" for D in sd) + "); shell fractions "
             + " and ".join(f"{value('ball', D, 'shell_fraction'):.3g} (D={D})" for D in shell)
-            + " as in the seed, Monte Carlo "
+            + " as in the curse-of-dimensionality article, Monte Carlo "
             + " and ".join(f"{value('ball', D, 'shell_fraction_mc'):.4g} ± "
                            f"{value('ball', D, 'shell_fraction_mc_se'):.2g}" for D in shell)
             + "; the cube's relative contrast falls "
             + ", ".join(f"{value('cube', D, 'relative_contrast'):.3g}" for D in cube)
-            + f" over D = {', '.join(map(str, cube))} (science.md's own simulation with 100 uniform points, not "
-            "numbers from Aggarwal et al.'s paper: 1.69, 0.322, 0.091 at D = 10, 100, 1000) and RC·√D = "
+            + f" over D = {', '.join(map(str, cube))} (an earlier simulation of the same kind, 100 uniform points, "
+            "gave 1.69, 0.322, 0.091 at D = 10, 100, 1000; these are not numbers from Aggarwal et al.'s paper) and "
+            "RC·√D = "
             + ", ".join(f"{value('cube', D, 'relative_contrast_times_sqrtD'):.3g}" for D in big)
             + f" at D = {', '.join(map(str, big))}.\n")
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"documented_run": render_documented_run,
                                                           "cpu_profile": render_cpu_profile,
+                                                          "cpu_profile/time": render_repro_time,
                                                           # the JOBS=1 comparisons, recorded on an earlier commit
-                                                          "cpu_profile_682ae68": render_cpu_profile,
+                                                          "cpu_profile_682ae68/runner": render_study_runner,
                                                           "cpu_profile/reproduction": render_reproduction,
                                                           "cpu_profile/lyapunov": render_lyapunov,
                                                           "cpu_profile/geometry": render_geometry}
-WIDTH = 120  # README's line length
+WIDTH = 120  # the pages' line length
 
 
 def _wrapped(text: str) -> str:
@@ -315,11 +340,23 @@ def _wrapped(text: str) -> str:
                    for p in text.rstrip("\n").split("\n"))
 
 
-def render(text: str, results_dir: Path = RESULTS_DIR) -> str:
-    """text with every results block rendered from its file (KeyError for a block without a renderer)."""
+def pages(root: Path = ROOT) -> list[Path]:
+    """The pages whose blocks `make readme` renders: README.md and docs/*.md."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def _rendered(name: str, results_dir: Path, page: Path | None) -> str:
+    text = _wrapped(RENDERERS[name](read_result(name.split("/")[0], results_dir)))
+    if page is not None and page.resolve().parent.name == "docs":  # links from the root, relative to docs/
+        text = text.replace("](docs/", "](")
+    return text
+
+
+def render(text: str, results_dir: Path = RESULTS_DIR, page: Path | None = None) -> str:
+    """text (of page, README.md by default) with every results block rendered from its file (KeyError for a block
+    without a renderer)."""
     def block(m: re.Match) -> str:
-        name = m["name"]
-        return m.group(1) + _wrapped(RENDERERS[name](read_result(name.split("/")[0], results_dir))) + m.group(4)
+        return m.group(1) + _rendered(m["name"], results_dir, page) + m.group(4)
 
     return BLOCK.sub(block, text)
 
@@ -328,16 +365,25 @@ def blocks(text: str) -> list[str]:
     return [m["name"] for m in BLOCK.finditer(text)]
 
 
-def stale_blocks(text: str, results_dir: Path = RESULTS_DIR) -> list[str]:
+def stale_blocks(text: str, results_dir: Path = RESULTS_DIR, page: Path | None = None) -> list[str]:
     """The blocks whose text is not what their result file renders to."""
-    return [m["name"] for m in BLOCK.finditer(text)
-            if m["body"] != _wrapped(RENDERERS[m["name"]](read_result(m["name"].split("/")[0], results_dir)))]
+    return [m["name"] for m in BLOCK.finditer(text) if m["body"] != _rendered(m["name"], results_dir, page)]
 
 
-def update_readme(readme: Path = ROOT / "README.md", results_dir: Path = RESULTS_DIR) -> bool:
-    """Rewrite README.md's blocks from the result files; True when something changed."""
-    old = readme.read_text()
-    new = render(old, results_dir)
-    if new != old:
-        atomic_write_bytes(readme, new.encode())
-    return new != old
+def stale_pages(root: Path = ROOT, results_dir: Path = RESULTS_DIR) -> dict[str, list[str]]:
+    """page (relative to root) -> its stale blocks, for every page that has one."""
+    stale = {str(p.relative_to(root)): stale_blocks(p.read_text(), results_dir, p) for p in pages(root)}
+    return {page: names for page, names in stale.items() if names}
+
+
+def update_pages(root: Path = ROOT, results_dir: Path = RESULTS_DIR) -> list[str]:
+    """Rewrite the blocks of every page from the result files; the pages (relative to root) that changed."""
+    changed = []
+    for page in pages(root):
+        old = page.read_text()
+        new = render(old, results_dir, page)
+        if new != old:
+            atomic_write_bytes(page, new.encode())
+            changed.append(str(page.relative_to(root)))
+    return changed
+

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.plugins import TorchCheckpointIO
 
 from gradlab.config import TrainConfig, as_dict
 from gradlab.errors import ConfigError
@@ -79,6 +80,19 @@ def resume_from(cfg: TrainConfig) -> Resume | None:
                                   f"run_name= or resume=false to overwrite it")
             return Resume(path, int(ckpt.get("global_step", 0)), int(ckpt.get(CSV_ROWS, 0)))
     return None
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written as every other file of a run folder: a temporary name beside the file, then a rename
+    (gradlab.runfolder.atomic_write_bytes). Lightning's own "atomic" save writes its temporary file under /tmp and
+    copies it over when the run folder is on another file system: a full disk left half a model.ckpt there."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        import torch
+
+        buf = io.BytesIO()
+        torch.save(checkpoint, buf)
+        atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def csv_rows(path: Path) -> int:
@@ -185,7 +199,7 @@ class GracefulStop(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn != "fit" or trainer.sanity_checking:
             return
-        trainer.save_checkpoint(self.path)  # atomic (an fsspec transaction), by rank 0; every rank calls it
+        trainer.save_checkpoint(self.path)  # atomic (AtomicCheckpointIO), by rank 0; every rank calls it
         if self._stop_requested(trainer, pl_module):  # a signal during this validation: no further step
             trainer.should_stop = True
 

@@ -26,8 +26,11 @@ os.umask(_UMASK)
 def atomic_write_bytes(path: Path, blob: bytes) -> None:
     """Write to a temporary file in the same folder, then rename: a killed writer never leaves a partial file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:  # named by the file it was for, not by a folder or temporary name
+        raise OSError(err.errno, err.strerror, str(path)) from err
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
         with os.fdopen(fd, "wb") as f:
@@ -35,8 +38,10 @@ def atomic_write_bytes(path: Path, blob: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno is not None:  # a full disk: the write names no file
+            raise OSError(err.errno, err.strerror, str(path)) from err
         raise
 
 

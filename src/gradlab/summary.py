@@ -171,6 +171,45 @@ def headline(df: pd.DataFrame, task: str = "adding") -> str:
     return f"At the longest {task} T={T} ({setup}): " + "; ".join(parts) + "." + _why(at)
 
 
+def headline_task(df: pd.DataFrame) -> str | None:
+    """The task the one-line headline speaks of: adding where the study has it, else its first task with runs."""
+    tasks = list(dict.fromkeys(df.task[df.status != "missing"]))
+    return "adding" if "adding" in tasks else (tasks[0] if tasks else None)
+
+
+def headline_line(df: pd.DataFrame) -> str:
+    """The report's one-line answer, at the longest T of `headline_task`: which models learn it (most of their runs
+    solved, seeds and clip settings pooled) and which do not, and how much of the gradient at t=T-1 reaches t=0
+    after training (‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T-1‖ on test data, the median over those runs). `headline` has the
+    details."""
+    task = headline_task(df)
+    if task is None:
+        return "No finished runs in this study yet."
+    sel = df[(df.task == task) & (df.status != "missing")]
+    T = int(sel.seq_len.max())
+    at = sel[sel.seq_len == T]
+    models = [m for m in MODELS if m in set(at.model)] + sorted(set(at.model) - set(MODELS))
+    solved = {m: (int(at.solved[at.model == m].sum()), int((at.model == m).sum())) for m in models}
+    learn = [m for m in models if 2 * solved[m][0] > solved[m][1]]
+    fail = [m for m in models if m not in learn]
+
+    order = learn + fail
+
+    def join(names: list[str]) -> str:
+        return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
+
+    if learn and fail:
+        verdict = (f"{join(learn)} learn{'s' if len(learn) == 1 else ''} it, {join(fail)} "
+                   f"do{'es' if len(fail) == 1 else ''} not (")
+    else:  # the models, named in the order of the numbers that follow
+        verdict = f"{'every' if learn else 'no'} model learns it ({', '.join(order)}: "
+    counts = ", ".join(f"{solved[m][0]}/{solved[m][1]}" for m in order)
+    ratios = [at.h_ratio_first_last[at.model == m].median() for m in order]
+    reach = ("; ‖∂ℓ/∂h_0‖/‖∂ℓ/∂h_T−1‖ = " + ", ".join(f"{r:.2g}" for r in ratios)
+             if all(pd.notna(r) for r in ratios) else "")
+    return f"{task}, T={T}: {verdict}solved {counts}{reach})."
+
+
 def _why(at: pd.DataFrame) -> str:
     """The gradient half of the headline: per model, one value per clip setting (grid order), median over seeds."""
     def per_model(column: str) -> str:

@@ -1,7 +1,7 @@
 """Synthetic long-range-dependency tasks: each a config dataclass that knows its spec and generates its data.
 
 A task is a pure function of (seed, n) -> (inputs, targets) given its fields; `spec()` says what a model needs
-(input/output sizes, the sequence length fed, the loss of the best memoryless guess, science.md section 3). The
+(input/output sizes, the sequence length fed, the loss of the best memoryless guess, docs/theory.md). The
 `task` config group's files (conf/task/<name>.yaml) name these classes as their schema.
 """
 
@@ -18,7 +18,7 @@ from gradlab.errors import ConfigError, out_of_range
 if TYPE_CHECKING:
     from torch import Tensor
 
-SOLVED_FRACTION = 0.01  # "solved" by default: loss below 1% of the memoryless baseline (science.md section 3)
+SOLVED_FRACTION = 0.01  # "solved" by default: loss below 1% of the memoryless baseline (docs/theory.md)
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,13 @@ class TaskSpec:
     kind: str  # "regression" | "classification"
     per_step: bool  # copy: a prediction at every step; otherwise only at the last step
     tokens: bool  # inputs are integer tokens (one-hot encoded by the model) rather than floats
-    baseline_loss: float  # loss of the best memoryless guess (science.md section 3)
+    baseline_loss: float  # loss of the best memoryless guess (docs/theory.md)
     baseline_accuracy: float | None  # accuracy of that guess, for classification tasks
     # regression tasks judged per sequence (Hochreiter & Schmidhuber 1997, Pascanu et al. 2013): a prediction is
     # correct when |error| < tolerance, and `test_acc`/`val/acc` are the fraction correct
     tolerance: float | None = None
     # what "solved" means: accuracy >= solved_accuracy where the paper says so; None: loss below 1% of the
-    # memoryless baseline (science.md section 3)
+    # memoryless baseline (docs/theory.md)
     solved_accuracy: float | None = None
 
     def solved(self, loss: float, acc: float | None) -> bool:

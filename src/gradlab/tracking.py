@@ -6,9 +6,12 @@ here, before `wandb.init`: offline unless the user asked for online, and never b
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import os
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -16,16 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from lightning_fabric.loggers.logger import rank_zero_experiment
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.utilities import rank_zero_only
 
 from gradlab.config import LoggerConfig
+from gradlab.runfolder import atomic_write_bytes
 
 # Lightning's banner lines (GPU available, tips) and known-harmless warnings would bury the lines that matter.
 logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 logging.getLogger("lightning_fabric").setLevel(logging.WARNING)
 # (srun: Lightning's hint for multi-process jobs, printed on any machine with Slurm installed; gradlab's own runs are
-# single processes or started by Lightning, submitit or srun, see README's Slurm section)
+# single processes or started by Lightning, submitit or srun, see docs/cluster.md)
 for _pattern in (".*Experiment logs directory.*", ".*isinstance\\(treespec, LeafSpec\\).*",
                  ".*The `srun` command is available on your system but is not used.*"):
     warnings.filterwarnings("ignore", message=_pattern)
@@ -68,6 +74,53 @@ class ToleratingWandbLogger(WandbLogger):
             _warn(f"wandb's service stopped ({self.lost}); the run goes on, its log in metrics.csv")
 
 
+class _AtomicWriter(ExperimentWriter):
+    """Lightning's CSV writer, writing the whole file to a temporary name and renaming it (as every gradlab file is
+    written): Lightning's appends a row, or rewrites the file from its first line when a new column comes, in
+    place, and a full disk left it cut short. The bytes are the ones Lightning's writer would leave."""
+
+    def save(self) -> None:
+        if not self.metrics:
+            return
+        new_keys = self._record_new_keys()
+        path = Path(self.metrics_file_path)
+        old = path.read_bytes() if path.is_file() else None
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=self.metrics_keys)
+        if old is None or new_keys:  # a fresh file, or a new column: the header and every row again
+            writer.writeheader()
+            if old is not None:
+                writer.writerows(csv.DictReader(io.StringIO(old.decode(), newline="")))
+            old = b""
+        writer.writerows(self.metrics)
+        atomic_write_bytes(path, old + out.getvalue().encode())
+        self.metrics = []
+
+    def log_hparams(self, params: dict[str, Any]) -> None:
+        from pytorch_lightning.core.saving import save_hparams_to_yaml
+
+        self.hparams.update(params)
+        path = Path(self.log_dir) / self.NAME_HPARAMS_FILE
+        try:
+            with tempfile.TemporaryDirectory(dir=self.log_dir, prefix=".hparams.") as tmp:
+                save_hparams_to_yaml(Path(tmp) / path.name, self.hparams)
+                atomic_write_bytes(path, (Path(tmp) / path.name).read_bytes())
+        except OSError as err:  # named by the file it was for
+            raise OSError(err.errno, err.strerror, str(path)) from err
+
+
+class AtomicCSVLogger(CSVLogger):
+    """Lightning's CSVLogger with _AtomicWriter: metrics.csv and hparams.yaml are never left half-written."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> _AtomicWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AtomicWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
 def _abandon_wandb(logger: WandbLogger, why: str) -> None:
     """Leave a wandb run whose service is gone as its offline files have it, and drop wandb's own exit hook (it would
     only fail the same way, with a traceback, as the process exits)."""
@@ -99,7 +152,7 @@ def make_loggers(logger: LoggerConfig, name: str, save_dir: Path, config: dict[s
     Never blocks on a network that is not there: online mode first checks that the server answers (2 s) and
     logs offline instead if not; a wandb that fails to start at all leaves the run with its local files.
     """
-    loggers: list[Logger] = [CSVLogger(save_dir=str(save_dir), name=None, version="")] if csv else []
+    loggers: list[Logger] = [AtomicCSVLogger(save_dir=str(save_dir), name=None, version="")] if csv else []
     mode = wandb_mode(logger.mode)
     if mode == "disabled":
         return loggers

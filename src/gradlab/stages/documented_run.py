@@ -1,6 +1,7 @@
-"""README.md's documented run: the three models on the adding task at T=100, trained, then probed on test data.
+"""The documented run (docs/probe.md): the three models on the adding task at T=100, trained, then probed on test
+data.
 
-`make documented-run` runs it and writes docs/results/documented_run.json (the figures README quotes, and the
+`make documented-run` runs it and writes docs/results/documented_run.json (the figures docs/probe.md quotes, and the
 machine), docs/bptt_adding_T100.png and docs/bptt_heatmap_rnn_T100.png; `make test-slow` runs it again and holds
 the new figures against that file.
 """
@@ -42,7 +43,7 @@ def last_probe(bptt_csv: Path, quantity: str) -> pd.Series:
 
 
 def figures_of(run: RunFolder, model: str) -> dict[str, Any]:
-    """The numbers README quotes for one model, from its run folder."""
+    """The numbers docs/probe.md quotes for one model, from its run folder."""
     a, m = read_json(run.analysis.metrics), read_json(run.metrics)
     h = last_probe(run.analysis.bptt, "dL_dh_norm")
     out = {"test_loss": m["test_loss"], "solved": m["solved"], "h_ratio": float(h.iloc[0] / h.iloc[-1]),
@@ -72,7 +73,7 @@ def figures_of(run: RunFolder, model: str) -> dict[str, Any]:
 
 
 def run(work: Path, results_dir: Path, figures_dir: Path) -> dict[str, Any]:
-    """Train and analyse the three models under work/, write the result file and the two README figures."""
+    """Train and analyse the three models under work/, write the result file and the two figures in docs/."""
 
     runs: dict[str, RunFolder] = {}
     baseline = None

@@ -1,4 +1,4 @@
-"""Stage `geometry`: the seed's high-dimensional experiment against exact theory -> results/geometry/ (a table,
+"""Stage `geometry`: the curse-of-dimensionality experiment against exact theory -> results/geometry/ (a table,
 six figures and a wandb run)."""
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def figures(df: pd.DataFrame, angles: dict[tuple[str, int], np.ndarray], cfg: Ge
     p = cfg.geometry
     made: dict[str, Path] = {}
     dims = [D for D in p.dims if D >= 2]
-    if dims:  # the seed's figure: angle histograms per D, the exact density over them
+    if dims:  # the article's figure: angle histograms per D, the exact density over them
         cols = min(4, len(dims))
         rows = math.ceil(len(dims) / cols)
         fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)

@@ -25,7 +25,7 @@ from gradlab.data import SequenceData, ensure_dataset
 from gradlab.module import RecurrentModule
 from gradlab.probes import BPTTProbe
 from gradlab.recorder import RunRecorder
-from gradlab.resume import GracefulStop
+from gradlab.resume import AtomicCheckpointIO, GracefulStop
 from gradlab.runfolder import RunFolder
 from gradlab.slurm import use_allocated_cpus
 from gradlab.subnormals import flushing
@@ -59,7 +59,7 @@ def _run_training(cfg: TrainConfig) -> dict[str, Any]:
             return recorder.interrupted(trainer, stop)
         module.finish()
         test = trainer.test(module, datamodule=dm, verbose=False)[0]  # every rank, on the whole test split
-        trainer.save_checkpoint(folder.final_ckpt)  # atomic (fsspec transaction), by rank 0; every rank calls it
+        trainer.save_checkpoint(folder.final_ckpt)  # atomic (AtomicCheckpointIO), by rank 0; every rank calls it
         return recorder.record(trainer, module, test)
 
 
@@ -79,11 +79,11 @@ def build_trainer(cfg: TrainConfig, folder: RunFolder, callbacks: list[pl.Callba
     # auto: Lightning's choice for one process; ddp (never ddp_spawn/fork) when there are several
     strategy = Strategy.ddp if t.strategy == Strategy.auto and t.world_size > 1 else t.strategy
     progress_bar = sys.stdout.isatty()
-    plugins = None
+    plugins: list = [AtomicCheckpointIO()]  # last.ckpt and model.ckpt: a temporary name in the folder, then a rename
     if int(os.environ.get("SLURM_NTASKS", 0)) == t.world_size and "SLURM_PROCID" in os.environ:
         # Slurm started the processes: Lightning's SLURM environment joins them, but without its auto-requeue
         # (SIGUSR1: an HPC checkpoint and `scontrol requeue`): gradlab's GracefulStop owns the signals
-        plugins = [SLURMEnvironment(auto_requeue=False)]
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     trainer = pl.Trainer(
         max_steps=t.max_steps, max_epochs=-1, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
         strategy=strategy, precision=t.precision, deterministic=t.deterministic,

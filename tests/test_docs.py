@@ -1,0 +1,109 @@
+"""The README a newcomer reads: short, with every choice of every config group in its overrides table, its links
+alive, `make` alone listing the targets, and a repository that cites nothing outside itself."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from enum import Enum
+
+from conftest import ROOT
+
+from gradlab import choices
+
+README = ROOT / "README.md"
+MAX_LINES = 200
+# conf/<group>/ -> the override that picks it, where that is not `<group>=`
+GROUP_KEY = {"study": "PROFILE="}
+# the choice Enums of src/gradlab/choices.py -> the key they are the choices of
+ENUM_KEY = {"ModelName": "model=", "RecurrentInit": "model.recurrent_init=", "OptimizerName": "optim=",
+            "ClipMode": "clip=", "Accelerator": "trainer.accelerator=", "Strategy": "trainer.strategy=",
+            "Precision": "trainer.precision=", "ProbeDtype": "probe.dtype=", "LoggerMode": "logger.mode=",
+            "Distribution": "geometry.distributions="}
+# Hydra's own launchers, chosen as `hydra/launcher=` beside conf/hydra/launcher/slurm.yaml
+HYDRA_LAUNCHERS = ("basic", "submitit_local")
+# what cites a file outside the repository: the shared reference, the shared design, the seeds by number
+OUTSIDE = re.compile(r"science\.md|(?<![\w-])design\.md|\.\./shared|\bshared/(?:reference|seeds|design)|"
+                     r"\bseed 0\d\d(?!\d)")
+
+
+def overrides_table() -> dict[str, str]:
+    """README's overrides table: each key the first cell names (`task=`, `model.hidden_size=`, …) -> its row."""
+    lines = README.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| override |"))
+    rows: dict[str, str] = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        first = line.split("|")[1]
+        for key in re.findall(r"`([^`]+=)`", first):
+            rows[key] = line
+    return rows
+
+
+def listed(row: str) -> set[str]:
+    return set(re.findall(r"`([^`=]+)`", row.split("|", 2)[2]))
+
+
+def test_readme_is_short():
+    n = len(README.read_text().splitlines())
+    assert n <= MAX_LINES, f"README.md has {n} lines; move detail to docs/ (at most {MAX_LINES})"
+
+
+def test_every_choice_of_every_config_group_is_in_the_overrides_table():
+    rows = overrides_table()
+    missing = []
+    groups = sorted({p.parent for p in (ROOT / "conf").rglob("*.yaml") if p.parent != ROOT / "conf"})
+    assert len(groups) >= 12, groups
+    for folder in groups:
+        group = str(folder.relative_to(ROOT / "conf"))
+        key = GROUP_KEY.get(group, f"{group}=")
+        assert key in rows, f"conf/{group}/ has no row `{key}` in README's overrides table"
+        wanted = {p.stem for p in folder.glob("*.yaml")}
+        if group == "hydra/launcher":
+            wanted |= set(HYDRA_LAUNCHERS)
+        missing += [f"{key}{c}" for c in sorted(wanted - listed(rows[key]))]
+    enums = {name for name, obj in vars(choices).items()
+             if isinstance(obj, type) and issubclass(obj, Enum) and obj.__module__ == choices.__name__}
+    assert enums == set(ENUM_KEY), f"map the new choice Enums to their key: {sorted(enums ^ set(ENUM_KEY))}"
+    for name, key in ENUM_KEY.items():
+        assert key in rows, f"{name}'s key `{key}` has no row in README's overrides table"
+        missing += [f"{key}{m.value}" for m in getattr(choices, name) if m.value not in listed(rows[key])]
+    assert not missing, f"choices missing from README's overrides table: {missing}"
+
+
+def test_links_in_readme_and_docs_point_at_files_that_exist():
+    broken = []
+    for page in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            path = target.split("#")[0]
+            if path and not re.match(r"[a-z]+:", path) and not (page.parent / path).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, broken
+
+
+def test_make_alone_lists_every_target_one_line_each():
+    done = subprocess.run(["make", "--no-print-directory"], cwd=ROOT, text=True, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    shown = [line.split()[1] for line in done.stdout.splitlines()]
+    assert all(line.startswith("  make ") for line in done.stdout.splitlines()), done.stdout
+    targets = re.findall(r"^([a-z][\w-]*):(?!=)", (ROOT / "Makefile").read_text(), re.M)
+    assert sorted(shown) == sorted(set(targets)), "every target needs a `## ` comment (what `make` shows)"
+    assert {"repro", "test", "view", "experiment"} <= set(shown)
+
+
+def test_nothing_in_the_repository_cites_files_outside_it():
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, text=True,
+                           capture_output=True, check=True).stdout.split()
+    hits = []
+    for name in files:
+        path = ROOT / name
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:  # a figure, a binary
+            continue
+        hits += [f"{name}:{n}: {line.strip()[:100]}" for n, line in enumerate(text.splitlines(), 1)
+                 if OUTSIDE.search(line)]
+    assert not hits, "cite docs/ or the papers instead:\n" + "\n".join(hits)

@@ -1,0 +1,117 @@
+"""The report for a reader: on the smoke study in headless Chromium at 1280x800, the answer (a one-line headline and
+the headline figure) on the first screen, a summary table no wider than the window, the sections in the order of a
+reader's questions, nothing broken or fetched; and, without a browser, the one-line headline and the literature's
+links."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+
+import pandas as pd
+import pytest
+from browser import VIEWPORT, chromium, render
+
+from gradlab import summary as study
+from gradlab.literature import PUBLISHED
+from gradlab.stages import report
+
+# smoke_study (tests/conftest.py): a copy of the repository with the smoke study reproduced, once per session
+
+SECTIONS = ("#summary", "#bptt", "#dynamics", "#literature", "#geometry", "#appendix")  # a reader's questions
+FIRST_SCREEN = ("#headline", "#headline-figure img", "table[id^='summary-']", *SECTIONS)
+
+
+@pytest.mark.skipif(chromium() is None and not os.environ.get("CI"), reason="no chromium (make browser)")
+def test_the_first_screen_holds_the_answer(smoke_study, tmp_path):
+    shot = tmp_path / "first_screen.png"
+    found = render(smoke_study / "reports" / "index.html", shot, full_page=False, boxes=FIRST_SCREEN)
+    boxes = found["boxes"]
+    print({k: [{q: round(v) for q, v in b.items()} for b in bs] for k, bs in boxes.items()})  # -s: the measures
+    assert found["window"] == VIEWPORT
+    assert found["console_errors"] == [] and found["page_errors"] == [], found
+    assert found["broken_images"] == [] and found["failed_requests"] == [] and found["external_requests"] == []
+    (headline,), (figure,) = boxes["#headline"], boxes["#headline-figure img"]
+    assert headline["height"] < 2 * headline["lineHeight"], headline  # one line (and its padding)
+    assert 0 <= figure["top"] < VIEWPORT["height"], figure  # the headline figure starts on the first screen
+    # its text (>= 9 pt at 110 dpi: 13.75 px in the PNG) is >= 10 px as shown
+    assert figure["width"] / figure["naturalWidth"] >= 10 / 13.75, figure
+    tables = boxes["table[id^='summary-']"]
+    assert tables and all(t["width"] <= VIEWPORT["width"] and t["right"] <= VIEWPORT["width"] for t in tables)
+    assert found["page_size"]["width"] <= VIEWPORT["width"]  # nothing scrolls sideways
+    tops = [boxes[s][0]["top"] for s in SECTIONS]
+    assert tops == sorted(tops), dict(zip(SECTIONS, tops, strict=True))
+    from PIL import Image
+
+    assert Image.open(shot).size == (VIEWPORT["width"], VIEWPORT["height"])  # `make screenshot`: the first screen
+
+
+def test_each_published_setup_is_on_the_page_once(smoke_study):
+    """Each published result appears once, in the literature section, with an anchor the tables link to; the summary
+    table has no column of their text."""
+    page = (smoke_study / "reports" / "index.html").read_text()
+    for i, p in enumerate(PUBLISHED):
+        assert page.count(f'id="pub-{i + 1}"') == 1
+        if p.describe_setup():
+            assert page.count(html.escape(p.describe_setup())) == 1, p.source
+    summary = page[page.index('id="summary"'):page.index('id="bptt"')]
+    assert ">published</th>" not in summary and "ours differs" not in summary
+
+
+def _summary(rows: list[dict]) -> pd.DataFrame:
+    base = dict.fromkeys(study.COLUMNS)
+    return pd.DataFrame([{**base, "task": "adding", "hidden_size": 8, "clip": "none", "status": "completed",
+                          "diverged": False, "published": "", **r} for r in rows], columns=study.COLUMNS)
+
+
+def test_the_headline_is_one_line_of_who_learns_it_and_how_much_gradient_reaches_t0():
+    rows = [{"seq_len": 10, "model": "rnn", "seed": 0, "solved": True, "h_ratio_first_last": 0.5}]
+    for seed in (0, 1, 2):
+        rows += [{"seq_len": 100, "model": "rnn", "seed": seed, "solved": False,
+                  "h_ratio_first_last": 1e-12 * 10**seed},
+                 {"seq_len": 100, "model": "lstm", "seed": seed, "solved": seed < 2, "h_ratio_first_last": 0.31},
+                 {"seq_len": 100, "model": "nfg_lstm", "seed": seed, "solved": True, "h_ratio_first_last": 0.52}]
+    df = _summary(rows)
+    assert study.headline_line(df) == ("adding, T=100: lstm and nfg_lstm learn it, rnn does not (solved 2/3, 3/3, "
+                                       "0/3; ‖∂ℓ/∂h_0‖/‖∂ℓ/∂h_T−1‖ = 0.31, 0.52, 1e-11).")
+    assert study.headline_line(df[df.seq_len == 10]) == ("adding, T=10: every model learns it (rnn: solved 1/1; "
+                                                         "‖∂ℓ/∂h_0‖/‖∂ℓ/∂h_T−1‖ = 0.5).")
+    nobody = df[df.seq_len == 100].assign(solved=False, h_ratio_first_last=None)
+    assert study.headline_line(nobody) == ("adding, T=100: no model learns it (rnn, lstm, nfg_lstm: solved 0/3, 0/3, "
+                                           "0/3).")
+
+
+def test_the_summary_table_is_numbers_with_links_to_the_literature():
+    df = _summary([{"seq_len": 200, "model": "rnn", "seed": s, "solved": False, "loss_rel_baseline": v,
+                    "published": "a long text of the published claims"} for s, v in ((0, 0.9), (1, 0.8))]
+                  + [{"seq_len": 200, "model": "lstm", "seed": s, "solved": True, "solved_at_step": step,
+                      "loss_rel_baseline": v} for s, step, v in ((0, 1000.0, 0.002), (1, 1500.0, 0.004))])
+    table = report.summary_table(df, "adding")
+    assert list(table.columns) == ["model", "clip", "T", "solved", "steps to solve", "loss / baseline", "diverged",
+                                   "horizon", "h₀/h_T−1", "h₀/h_T−1 train", "decay", "predicted", "λ₁", "clipped",
+                                   "lit."]
+    assert set(table.columns) <= set(report.SUMMARY_TITLES) | {"model", "clip", "T"}  # every number defined
+    rnn, lstm = table.iloc[0], table.iloc[1]
+    assert (rnn["solved"], rnn["loss / baseline"], rnn["steps to solve"]) == ("0/2", "85% [80–90]", "–")
+    assert (lstm["solved"], lstm["steps to solve"], lstm["loss / baseline"]) == ("2/2", "1250 [1000–1500]",
+                                                                                  "0.3% [0.2–0.4]")
+    # the published results that speak to a cell, as links to their one row in the literature section
+    linked = [int(n) for n in re.findall(r'href="#pub-(\d+)"', rnn["lit."])]
+    assert linked == [i + 1 for i, p in enumerate(PUBLISHED) if p.speaks_to("adding", "rnn", 200)] and linked
+
+
+def test_the_demo_trains_probes_and_writes_its_page(tmp_path):
+    """`make demo`'s code path on a tiny setup: the three runs side by side (the training and analyze stages' own
+    code), then one page with the headline figure and the summary table."""
+    from gradlab.stages import demo
+
+    setup = demo.Setup(seq_len=10, hidden_size=8, batch_size=16, max_steps=20, val_every=10, probe_every=10,
+                       n_train=128, n_val=32, n_test=32)
+    page = demo.run(tmp_path, setup)
+    text = page.read_text()
+    assert page == tmp_path / "index.html" and "<title>gradlab demo</title>" in text
+    assert 'id="headline-figure"' in text and 'id="summary-adding"' in text and 'href="#pub-' not in text
+    for model in demo.MODELS:
+        run = tmp_path / "runs" / f"adding-T10-{model}-norm1.0-s0"
+        assert (run / "metrics.json").is_file() and (run / "analysis" / "bptt.csv").is_file(), model
