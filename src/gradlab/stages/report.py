@@ -277,9 +277,9 @@ def headline_figure(df: pd.DataFrame, runs_dir: Path, path: Path, more: bool = T
     source = ("the analyze stage's probe on test data, after training" if sources == {True} else
               "after training: on test data where the analyze stage probed the run, else its last training probe "
               "(validation data)")
-    caption = (f"Left: how much of the gradient at the last step reaches step t ({source}). Middle: validation loss "
-               "/ memoryless baseline while training" + ("; right: test loss / baseline against T" if ncols == 3
-                                                         else "")
+    caption = (f"Left: how much of the gradient at the last step reaches step t ({source}). "
+               + ("Middle" if ncols == 3 else "Right") + ": validation loss / memoryless baseline while training"
+               + ("; right: test loss / baseline against T" if ncols == 3 else "")
                + f". Runs with clip {' / '.join(dict.fromkeys(clips))}; lines: {_seeds_text(seeds)}."
                + (" Every clip setting and T: further down." if more else ""))
     return path, caption
