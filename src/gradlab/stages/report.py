@@ -721,10 +721,14 @@ def demo_page(df: pd.DataFrame, runs_dir: Path, out: Path, note: str) -> Path:
                              f"{task}, T={T}: after training, on test data"),
                             (training_heatmaps(done, runs_dir, task, figdir / f"bptt_training_{task}.png"),
                              f"{task}, T={T}: over training (validation data)")], wide=True))
-    page = ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>gradlab demo</title>"
-            f"<link rel='icon' href='data:,'><style>{CSS}</style></head><body>"
-            "<h1>gradlab demo: vanishing gradients in two minutes</h1>" + "\n".join(parts) + "</body></html>\n")
-    path = out / "index.html"
+    return _write_page(out / "index.html", "gradlab demo", "gradlab demo: vanishing gradients in two minutes", parts)
+
+
+def _write_page(path: Path, title: str, heading: str, sections: list[str]) -> Path:
+    """The self-contained page (styles inline, no scripts), written atomically; its path."""
+    page = ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title><link rel='icon' href='data:,'><style>{CSS}</style></head><body>"
+            f"<h1>{html.escape(heading)}</h1>" + "\n".join(sections) + "</body></html>\n")
     atomic_write_bytes(path, page.encode())
     return path
 
@@ -749,10 +753,6 @@ def run(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path, cliff_d
         geometry_section(done, runs_dir, geometry_dir),
         appendix_section(df, done, runs_dir, figdir, grid),
     ]
-    page = ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>gradlab study report</title><link rel='icon' href='data:,'><style>{CSS}</style></head><body>"
-            "<h1>gradlab: vanishing and exploding gradients</h1>" + "\n".join(sections) + "</body></html>\n")
-    path = out / "index.html"
-    atomic_write_bytes(path, page.encode())
-    return path
+    return _write_page(out / "index.html", "gradlab study report", "gradlab: vanishing and exploding gradients",
+                       sections)
 
