@@ -80,6 +80,11 @@ def test_the_headline_is_one_line_of_who_learns_it_and_how_much_gradient_reaches
     nobody = df[df.seq_len == 100].assign(solved=False, h_ratio_first_last=None)
     assert study.headline_line(nobody) == ("adding, T=100: no model learns it (rnn, lstm, nfg_lstm: solved 0/3, 0/3, "
                                            "0/3).")
+    # two clip settings: solved pools them; the ratio is the headline figure's runs' (unclipped), and says so
+    clipped = df[df.seq_len == 100].assign(clip="norm1.0", h_ratio_first_last=1e-40, solved=True)
+    assert study.headline_line(pd.concat([df[df.seq_len == 100], clipped])) == (
+        "adding, T=100: lstm and nfg_lstm learn it, rnn does not (solved 5/6, 6/6, 3/6; ‖∂ℓ/∂h_0‖/‖∂ℓ/∂h_T−1‖ "
+        "(clip none) = 0.31, 0.52, 1e-11).")
 
 
 def test_the_summary_table_is_numbers_with_links_to_the_literature():

@@ -180,8 +180,8 @@ def headline_task(df: pd.DataFrame) -> str | None:
 def headline_line(df: pd.DataFrame) -> str:
     """The report's one-line answer, at the longest T of `headline_task`: which models learn it (most of their runs
     solved, seeds and clip settings pooled) and which do not, and how much of the gradient at t=T-1 reaches t=0
-    after training (‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T-1‖ on test data, the median over those runs). `headline` has the
-    details."""
+    after training (‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T-1‖ on test data, the median over the seeds of the clip setting the
+    headline figure draws: unclipped where there is one). `headline` has the details."""
     task = headline_task(df)
     if task is None:
         return "No finished runs in this study yet."
@@ -204,8 +204,13 @@ def headline_line(df: pd.DataFrame) -> str:
     else:  # the models, named in the order of the numbers that follow
         verdict = f"{'every' if learn else 'no'} model learns it ({', '.join(order)}: "
     counts = ", ".join(f"{solved[m][0]}/{solved[m][1]}" for m in order)
-    ratios = [at.h_ratio_first_last[at.model == m].median() for m in order]
-    reach = ("; ‖∂ℓ/∂h_0‖/‖∂ℓ/∂h_T−1‖ = " + ", ".join(f"{r:.2g}" for r in ratios)
+    # the ratio over the runs the report's headline figure draws: one clip setting, unclipped where there is one
+    clips = list(dict.fromkeys(at["clip"]))
+    clip = "none" if "none" in clips else clips[0]
+    drawn = at[at["clip"] == clip]
+    ratios = [drawn.h_ratio_first_last[drawn.model == m].median() for m in order]
+    reach = (f"; ‖∂ℓ/∂h_0‖/‖∂ℓ/∂h_T−1‖{f' (clip {clip})' if len(clips) > 1 else ''} = "
+             + ", ".join(f"{r:.2g}" if r > 0 else "0 (underflow)" for r in ratios)
              if all(pd.notna(r) for r in ratios) else "")
     return f"{task}, T={T}: {verdict}solved {counts}{reach})."
 

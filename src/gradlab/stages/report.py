@@ -209,6 +209,20 @@ def _models(sel: pd.DataFrame) -> list[str]:
     return [m for m in MODELS if m in set(sel.model)] + sorted(set(sel.model) - set(MODELS))
 
 
+# The gradient-ratio axes stop at 1e-30 (the heat maps' colour floor too): a tanh RNN's ratio reaches 1e-160 and below
+# (0 in float64), and an axis over 160 decades would flatten the gated models' 1e-1 against 1e-8 into one line.
+RATIO_FLOOR_LOG10 = -30.0
+
+
+def _floor_ratio_axis(ax) -> bool:
+    """Cut a gradient-ratio axis at 10^RATIO_FLOOR_LOG10 where it reaches lower; whether it was cut."""
+    low, high = ax.get_ylim()
+    if low >= 10**RATIO_FLOOR_LOG10:
+        return False
+    ax.set_ylim(10**RATIO_FLOOR_LOG10, high)
+    return True
+
+
 def _reference_lines(ax) -> None:
     ax.axhline(1.0, color="gray", lw=0.9)
     ax.axhline(0.01, color="green", ls=":", lw=1.1)
@@ -240,7 +254,7 @@ def headline_figure(df: pd.DataFrame, runs_dir: Path, path: Path, more: bool = T
         return None, ""
     several = {t: done[done.task == t].seq_len.nunique() > 1 for t in tasks}
     ncols = 3 if any(several.values()) else 2
-    models, seeds, sources, clips = [], set(), set(), []
+    models, seeds, sources, clips, cut = [], set(), set(), [], False
     with plt.rc_context(RC):
         # 11 in at 110 dpi: about the page's 1200 px, so the PNG is shown near its own size (text >= 10 px)
         fig, axes = plt.subplots(len(tasks), ncols, figsize=(11, 2.7 * len(tasks) + 0.35), squeeze=False,
@@ -265,6 +279,7 @@ def headline_figure(df: pd.DataFrame, runs_dir: Path, path: Path, more: bool = T
                     models.append(model)
             row[0].set(yscale="log", xlabel="time step t", ylabel="‖∂ℓ/∂h_t‖ / ‖∂ℓ/∂h_T−1‖",
                        title=f"{task}, T={T}: gradient reaching step t")
+            cut |= _floor_ratio_axis(row[0])
             _reference_lines(row[1])
             row[1].set(yscale="log", xlabel="optimizer step", ylabel="validation loss / baseline",
                        title=f"{task}, T={T}: learning curves")
@@ -277,7 +292,9 @@ def headline_figure(df: pd.DataFrame, runs_dir: Path, path: Path, more: bool = T
     source = ("the analyze stage's probe on test data, after training" if sources == {True} else
               "after training: on test data where the analyze stage probed the run, else its last training probe "
               "(validation data)")
-    caption = (f"Left: how much of the gradient at the last step reaches step t ({source}). "
+    caption = (f"Left: how much of the gradient at the last step reaches step t ({source}"
+               + (f"; the axis stops at 1e{RATIO_FLOOR_LOG10:.0f}, lines that leave it fall lower" if cut else "")
+               + "). "
                + ("Middle" if ncols == 3 else "Right") + ": validation loss / memoryless baseline while training"
                + ("; right: test loss / baseline against T" if ncols == 3 else "")
                + f". Runs with clip {' / '.join(dict.fromkeys(clips))}; lines: {_seeds_text(seeds)}."
@@ -325,6 +342,7 @@ def compare_figure(done: pd.DataFrame, runs_dir: Path, task: str, T: int, path: 
             plt.close(fig)
             return None
         axes[0].set_ylabel("relative to t=T−1")
+        _floor_ratio_axis(axes[0])  # the y axis is shared
         _legend_row(fig, models, seeds, references=False)
         return plots.save(fig, path)
 
@@ -353,7 +371,7 @@ def training_heatmaps(done: pd.DataFrame, runs_dir: Path, task: str, path: Path)
         tables[(r["model"], f"{r['clip']}, seed {r['seed']}")] = ratio
     if not tables:
         return None
-    low = max(-30.0, min(float(np.nanmin(t.to_numpy())) for t in tables.values() if t.notna().any().any()))
+    low = max(RATIO_FLOOR_LOG10, min(float(np.nanmin(t.to_numpy())) for t in tables.values() if t.notna().any().any()))
     high = max(0.0, max(float(np.nanmax(t.to_numpy())) for t in tables.values() if t.notna().any().any()))
     with plt.rc_context(RC):
         fig, axes = plt.subplots(1, len(tables), figsize=(3.7 * len(tables) + 0.8, 2.8), squeeze=False,
