@@ -123,7 +123,7 @@ screenshot: $(STAMP) browser  ## the report's first screen (1280x800, headless C
 	$(BIN)/python tests/browser.py reports/index.html docs/report.png $(value ARGS)
 
 .PHONY: demo
-demo: $(STAMP)  ## the phenomenon in ~2 min: rnn, lstm, nfg_lstm on adding T=100, probed, one page -> demo/index.html
+demo: $(STAMP)  ## the phenomenon in about a minute (2 cores): rnn, lstm, nfg_lstm on adding T=100, probed, one page -> demo/index.html
 	PYTHONPATH=src $(BIN)/python pipelines/demo.py
 
 documented-run: $(STAMP)  ## the documented run (adding T=100, 3 models, ~5 min) -> docs/results/, docs/probe.md

@@ -1,4 +1,4 @@
-"""The phenomenon in two minutes: `python pipelines/demo.py` (= `make demo`).
+"""The phenomenon in about a minute: `python pipelines/demo.py` (= `make demo`).
 
 Trains rnn, lstm and nfg_lstm on adding T=100 (one seed; the cpu profile's hidden 64, Adam lr 1e-2, batch 64, clip
 norm 1) side by side, probes each on test data, and writes a one-page report with the headline figure ->

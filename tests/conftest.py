@@ -13,7 +13,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -76,15 +78,32 @@ def run_entry(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess
     out, err = io.StringIO(), io.StringIO()
     argv, here, raising = sys.argv, Path.cwd(), logging.raiseExceptions
     code: int | str | None = 0
+    # What else a process prints on its stderr, caught too: file descriptor 2 (C code, children, os.write), the root
+    # logger (Python's last-resort handler prints a WARNING and above where nothing is configured) and warnings.
+    fd_err, saved_fd = tempfile.TemporaryFile(), os.dup(2)
+    root_log = logging.StreamHandler(err)
+    root_log.setLevel(logging.WARNING)
     try:
         os.chdir(cwd)
         sys.argv = [str(ROOT / "pipelines" / script), *args]
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        sys.stderr.flush()
+        os.dup2(fd_err.fileno(), 2)
+        logging.getLogger().addHandler(root_log)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                warnings.catch_warnings(record=True) as warned:
             try:
                 code = main()  # Hydra's and argparse's entry points both read sys.argv; some return their status
             except SystemExit as stop:
                 code = stop.code
+        for w in warned:
+            err.write(warnings.formatwarning(w.message, w.category, w.filename, w.lineno))
     finally:
+        logging.getLogger().removeHandler(root_log)
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
+        fd_err.seek(0)
+        err.write(fd_err.read().decode(errors="replace"))
+        fd_err.close()
         sys.argv = argv
         os.chdir(here)
         logging.raiseExceptions = raising  # an entry point ending on a full disk turns it off for its process

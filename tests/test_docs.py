@@ -23,8 +23,8 @@ ENUM_KEY = {"ModelName": "model=", "RecurrentInit": "model.recurrent_init=", "Op
 # Hydra's own launchers, chosen as `hydra/launcher=` beside conf/hydra/launcher/slurm.yaml
 HYDRA_LAUNCHERS = ("basic", "submitit_local")
 # what cites a file outside the repository: the shared reference, the shared design, the seeds by number
-OUTSIDE = re.compile(r"science\.md|(?<![\w-])design\.md|\.\./shared|\bshared/(?:reference|seeds|design)|"
-                     r"\bseed 0\d\d(?!\d)")
+OUTSIDE = re.compile(r"science\.md|(?<![\w-])design\.md|\.\./shared|\bshared/|/work/|\bseeds?[ _]?0\d\d(?!\d)|"
+                     r"\bseeds/\d{3}_", re.IGNORECASE)
 
 
 def overrides_table() -> dict[str, str]:
@@ -98,7 +98,7 @@ def test_nothing_in_the_repository_cites_files_outside_it():
     hits = []
     for name in files:
         path = ROOT / name
-        if not path.is_file():
+        if not path.is_file() or name == "tests/test_docs.py":  # the pattern itself
             continue
         try:
             text = path.read_text()

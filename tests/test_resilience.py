@@ -34,7 +34,8 @@ def wait_for(path, proc, timeout=120):
         time.sleep(0.05)
 
 
-EQUAL_FILES = ("metrics.json", "bptt.csv", "metrics.csv")  # what README says a resumed run ends with, byte for byte
+# what docs/resilience.md says a resumed run ends with, byte for byte
+EQUAL_FILES = ("metrics.json", "bptt.csv", "metrics.csv")
 
 
 @pytest.fixture(scope="module")
@@ -374,3 +375,51 @@ def test_a_full_disk_ends_analyze_summarize_and_generate_in_one_line(tmp_path, d
     assert not (work.path / "results" / "summary" / "summary.csv").exists()
     assert not (work.path / "data" / "copy" / "T12" / "manifest.json").exists()
     assert_nothing_half_written(work.path)
+
+
+def test_a_checkpoint_on_a_full_disk_leaves_the_previous_one_whole(tmp_path, disk, monkeypatch):
+    """AtomicCheckpointIO: the trainer's checkpoint writer; a save the disk cannot take raises ENOSPC and leaves the
+    last good last.ckpt as it was (an in-place write would leave it cut short, or overwrite it and fit)."""
+    import torch
+    from conftest import compose_cfg
+
+    from gradlab.resume import AtomicCheckpointIO
+    from gradlab.runfolder import RunFolder
+    from gradlab.stages.train import build_trainer
+
+    cfg = compose_cfg(["profile=smoke", "logger.mode=disabled"], tmp_path)
+    trainer = build_trainer(cfg, RunFolder.of(cfg.runs_dir, cfg.run_name), [])
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    d = disk(tmp_path / "ckpt", "1m")
+    d.patch_here(monkeypatch)
+    ckpt, writer = d.path / "last.ckpt", AtomicCheckpointIO()
+    writer.save_checkpoint({"state_dict": {"w": torch.zeros(1000)}}, ckpt)
+    before = ckpt.read_bytes()
+    d.fill()
+    with pytest.raises(OSError) as err:
+        writer.save_checkpoint({"state_dict": {"w": torch.ones(20000)}}, ckpt)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(ckpt)
+    assert ckpt.read_bytes() == before and not list(d.path.glob(".*.tmp"))
+
+
+def test_metrics_csv_on_a_full_disk_is_left_as_it_was(tmp_path, disk, monkeypatch):
+    """AtomicCSVLogger (make_loggers' CSV logger): appended rows and the rewrite a new column needs go to a temporary
+    file first; on a full disk metrics.csv keeps its last complete version."""
+    from gradlab.config import LoggerConfig
+    from gradlab.tracking import AtomicCSVLogger, make_loggers
+
+    assert isinstance(make_loggers(LoggerConfig(mode="disabled"), "r", tmp_path, {})[0], AtomicCSVLogger)
+    d = disk(tmp_path / "csv", "1m")
+    d.patch_here(monkeypatch)
+    log = AtomicCSVLogger(save_dir=str(d.path), name=None, version="")
+    log.log_metrics({"a": 1.0}, step=0)
+    log.save()
+    path = Path(log.experiment.metrics_file_path)
+    before = path.read_bytes()
+    d.fill()
+    with pytest.raises(OSError) as err:
+        for step in range(1, 400):  # a new column at step 1: the whole file is rewritten
+            log.log_metrics({"a": 1.0, "b": 2.0} if step == 1 else {"a": 1.0}, step=step)
+        log.save()
+    assert err.value.errno == errno.ENOSPC
+    assert path.read_bytes() == before and not list(d.path.glob(".*.tmp"))

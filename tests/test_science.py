@@ -25,9 +25,9 @@ LOG10_RATIO_TOL, RATE_TOL, LOSS_RTOL = 1.5, 0.1, 0.2
 
 
 def test_the_documented_run_reproduces_readme_figures(tmp_path):
-    """README's documented run, repeated as README describes it (train, then analyze.py on test data): its figures
-    match docs/results/documented_run.json, which README's block is rendered from; and the science holds: the rnn's
-    gradient vanishes at least 1e3-fold over T=100, the lstm's less, the nfg's cell gradient does not vanish."""
+    """The documented run, repeated as docs/probe.md describes it (train, then analyze.py on test data): its figures
+    match docs/results/documented_run.json, which docs/probe.md's block is rendered from; and the science holds: the
+    rnn's gradient vanishes at least 1e3-fold over T=100, the lstm's less, the nfg's cell gradient does not vanish."""
     import math
 
     from gradlab.readme_results import machine, read_result

@@ -74,7 +74,7 @@ def test_second_repro_does_nothing(study):
     again = dvc(study, "repro")
     took = time.perf_counter() - started
     assert "Running stage" not in again.stdout and "is cached" not in again.stdout, again.stdout[-2000:]
-    print(f"second dvc repro: {took:.1f}s")  # the benchmark of record is in the README, not a timed assert
+    print(f"second dvc repro: {took:.1f}s")  # shown with -s: no figure of record, not a timed assert
     # the study's own record, written when it finished (and not rewritten by a run that had nothing to do)
     record = json.loads((study / "results/repro.json").read_text())
     assert {k: record[k] for k in ("profile", "stages", "jobs", "threads")} == {

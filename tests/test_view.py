@@ -48,15 +48,30 @@ def _dvc_status(study: Path) -> str:
 
 @pytest.fixture
 def study(smoke_study: Path):
-    """The session's smoke study; the view folder this test makes is removed afterwards."""
+    """The session's smoke study; the view folder this test makes is removed afterwards, and so is any leet state a
+    failing viewer left in the study's DVC outputs (the next session may reuse the study: GRADLAB_SMOKE_STUDY)."""
     yield smoke_study
     shutil.rmtree(smoke_study / ".view", ignore_errors=True)
+    for top in ("runs", "results"):
+        for state in (smoke_study / top).rglob(".wandb-leet*"):
+            state.unlink()
+
+
+def _wandb_runs_on_disk(study: Path) -> list[str]:
+    """The wandb runs of the study as its folders hold them, counted without gradlab.view: one per offline-run-*
+    folder (with its .wandb log) of every training run, analysis and result stage."""
+    found = []
+    for top in ("runs/*", "runs/*/analysis", "results/*"):
+        pattern = f"{top}/wandb/offline-run-*"
+        found += [str(d.relative_to(study)) for d in study.glob(pattern) if any(d.glob("run-*.wandb"))]
+    return sorted(found)
 
 
 @needs_tmux
 def test_view_lists_every_run_and_draws_the_charts_in_a_terminal_and_writes_nothing_into_the_runs(study, tmp_path):
     assert TMUX, "tmux is missing: `make tmux` installs it (CI must have it)"
     runs = view.find_runs(study)
+    assert sorted(str(r.source.relative_to(study)) for r in runs) == _wandb_runs_on_disk(study)
     assert {r.kind for r in runs} == {"train", "analysis", "stage"}, [r.folder for r in runs]
     before, status = _snapshot(study), _dvc_status(study)
     assert status == "Data and pipelines are up to date.", f"the smoke study was not clean before the viewer: {status}"
@@ -66,8 +81,12 @@ def test_view_lists_every_run_and_draws_the_charts_in_a_terminal_and_writes_noth
     env = {"WANDB_CONFIG_DIR": str(tmp_path / "wandb-config"), "PYTHONPATH": str(ROOT / "src"),
            "WANDB_MODE": "offline", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     # a viewer that fails leaves its error on the screen (and the test shows it)
+    # `make view` itself, with this checkout's Makefile and .venv (the study's copy has no .venv of its own)
+    venv = BIN.parent
+    make = (f"make -f {shlex.quote(str(ROOT / 'Makefile'))} VENV={shlex.quote(str(venv))} "
+            f"-o {shlex.quote(str(venv / '.installed'))} view")
     command = ("env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-               + f" {shlex.quote(sys.executable)} pipelines/view.py || {{ echo exit $?; sleep 120; }}")
+               + f" {make} || {{ echo exit $?; sleep 120; }}")
     screen = ""
     try:
         # 320 columns: leet gives its run list a fixed share of the width, and the longest smoke-study name needs it
@@ -132,3 +151,25 @@ def test_no_runs_no_match_or_no_terminal_is_one_line(study, tmp_path):
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("error: no wandb runs to view under ") and "`make repro`" in done.stderr
     assert sorted(p.name for p in empty.iterdir()) == ["pipelines"]
+
+
+def test_each_start_of_a_resumed_run_is_listed_by_the_run_folders_name(tmp_path):
+    """A run resumed twice has three offline wandb runs in its folder: leet lists them as <run>, <run>.2, <run>.3
+    (oldest first); an analysis as <run>.analysis, a result stage by its name; wandb's `latest-run` link is no run."""
+    def wandb_run(folder: Path, stamp: str, run_id: str) -> None:
+        d = folder / f"offline-run-{stamp}-{run_id}"
+        d.mkdir(parents=True)
+        (d / f"run-{run_id}.wandb").write_bytes(b"")
+
+    run = tmp_path / "runs" / "adding-T10-rnn-none-s0"
+    for stamp, run_id in (("20260101_120000", "b"), ("20260101_110000", "a"), ("20260101_130000", "c")):
+        wandb_run(run / "wandb", stamp, run_id)
+    (run / "wandb" / "latest-run").symlink_to(run / "wandb" / "offline-run-20260101_130000-c")
+    wandb_run(run / "analysis" / "wandb", "20260101_140000", "d")
+    wandb_run(tmp_path / "results" / "summary" / "wandb", "20260101_150000", "e")
+    listed = {r.name: (r.kind, r.source.name) for r in view.find_runs(tmp_path)}
+    assert listed == {"adding-T10-rnn-none-s0": ("train", "offline-run-20260101_110000-a"),
+                      "adding-T10-rnn-none-s0.2": ("train", "offline-run-20260101_120000-b"),
+                      "adding-T10-rnn-none-s0.3": ("train", "offline-run-20260101_130000-c"),
+                      "adding-T10-rnn-none-s0.analysis": ("analysis", "offline-run-20260101_140000-d"),
+                      "summary": ("stage", "offline-run-20260101_150000-e")}

@@ -97,7 +97,8 @@ REPRODUCTION_KEYS = ["source", "setup", "model", "T", "seeds", "solved", "sequen
 
 
 def reproduction_markdown(table: pd.DataFrame, keys: list[str] = REPRODUCTION_KEYS) -> str:
-    """The reproduction table as Markdown (reproduction.md, README's block): the setup as its conf/paper/ name."""
+    """The reproduction table as Markdown (reproduction.md, docs/literature.md's block): the setup as its conf/paper/
+    name."""
     def cell(r: pd.Series, key: str) -> str:
         text = str(r.get(key, ""))
         if key == "setup":

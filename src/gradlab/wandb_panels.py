@@ -139,7 +139,9 @@ def _probe_panels(prefix: str, source: str, layers: Iterable[int], scalar_kind: 
 
 def report_spec(layers: Iterable[int] = (0,), geometry_dims: Iterable[int] = DEFAULT_DIMS,
                 geometry_distributions: Iterable[str] = DEFAULT_DISTRIBUTIONS) -> tuple[SectionSpec, ...]:
-    """The W&B report as data: sections in the order of the local report, each panel with its keys and source.
+    """The W&B report as data: its own seven sections (the summary, learning curves, the gradient norm and clipping,
+    the BPTT probe while training, the analysis, the networks' vectors' geometry, the geometry stage; the HTML
+    report's headline, dynamics and literature have no counterpart here), each panel with its keys and source.
 
     `layers`: the recurrent layers whose per-layer keys get panels (default the first); `geometry_dims` and
     `geometry_distributions`: those of the geometry stage (its angle histograms are logged per distribution and D).

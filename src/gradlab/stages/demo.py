@@ -1,4 +1,5 @@
-"""`make demo`: the phenomenon in two minutes. rnn, lstm and nfg_lstm learn the adding problem at T=100 (one seed,
+"""`make demo`: the phenomenon in about a minute on 2 cores. rnn, lstm and nfg_lstm learn the adding problem at
+T=100 (one seed,
 the cpu profile's sizes: hidden 64, Adam lr 1e-2, batch 64, gradient norm clipped at 1), each trained by
 `stages.train.run_training` and probed on test data by `stages.analyze.run`, as processes side by side with one
 intra-op thread each; then a one-page report with the headline figure (`stages.report.demo_page`).

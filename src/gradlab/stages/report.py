@@ -739,7 +739,8 @@ def demo_page(df: pd.DataFrame, runs_dir: Path, out: Path, note: str) -> Path:
                              f"{task}, T={T}: after training, on test data"),
                             (training_heatmaps(done, runs_dir, task, figdir / f"bptt_training_{task}.png"),
                              f"{task}, T={T}: over training (validation data)")], wide=True))
-    return _write_page(out / "index.html", "gradlab demo", "gradlab demo: vanishing gradients in two minutes", parts)
+    heading = "gradlab demo: the gradient through time, one seed per model"
+    return _write_page(out / "index.html", "gradlab demo", heading, parts)
 
 
 def _write_page(path: Path, title: str, heading: str, sections: list[str]) -> Path:
