@@ -214,3 +214,15 @@ def copy_study(study: Path, to: Path) -> Path:
     """A copy of a reproduced study (its git repository, DVC cache and outputs) for a test that changes it."""
     shutil.copytree(study, to, symlinks=True)
     return to
+
+
+@pytest.fixture(autouse=True)
+def no_wandb_run_left_open():
+    """A test that leaves a wandb run open in this process fails: the next wandb.init would reuse that run, and the
+    next run_entry's wandb.teardown would leave every later wandb run of the session failing (AlreadyJoinedError)."""
+    yield
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        name = wandb.run.name
+        wandb.run.finish()
+        pytest.fail(f"the test left wandb run {name!r} open (finish it, or set WANDB_MODE=disabled)")

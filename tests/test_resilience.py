@@ -408,7 +408,9 @@ def test_metrics_csv_on_a_full_disk_is_left_as_it_was(tmp_path, disk, monkeypatc
     from gradlab.config import LoggerConfig
     from gradlab.tracking import AtomicCSVLogger, make_loggers
 
-    assert isinstance(make_loggers(LoggerConfig(mode="disabled"), "r", tmp_path, {})[0], AtomicCSVLogger)
+    monkeypatch.setenv("WANDB_MODE", "disabled")  # it overrides logger.mode: no wandb run left open by this test
+    loggers = make_loggers(LoggerConfig(mode="disabled"), "r", tmp_path, {})
+    assert len(loggers) == 1 and isinstance(loggers[0], AtomicCSVLogger)
     d = disk(tmp_path / "csv", "1m")
     d.patch_here(monkeypatch)
     log = AtomicCSVLogger(save_dir=str(d.path), name=None, version="")
