@@ -40,7 +40,7 @@ def gpu_jobs(cores: int) -> int | None:
     import yaml
 
     from gradlab.cli import load
-    from gradlab.config import training_memory_bytes
+    from gradlab.machine import training_memory_bytes
 
     if not torch.cuda.is_available():
         return None
@@ -114,7 +114,7 @@ def record(path: Path, began: float, started: float | None, stages: int, jobs: i
 
     import yaml
 
-    from gradlab.readme_results import machine
+    from gradlab.results_record import machine
     from gradlab.runfolder import atomic_write_bytes
 
     now = time.time()

@@ -3,26 +3,24 @@
 Hydra composes conf/ against these schemas (unknown keys and wrong types fail there; choices are Enums, so OmegaConf
 names the valid values), `gradlab.cli` converts the result once with `OmegaConf.to_object`, and each dataclass's
 `__post_init__` checks ranges and cross-field rules as it is built. Every error is one line naming the key, the bad
-value and what is allowed. Checks that depend on the machine (a GPU, its memory) are in `check_machine`.
+value and what is allowed. Checks that depend on the machine (a GPU, its memory) are in `gradlab.machine`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omegaconf import MISSING, OmegaConf
 
+from gradlab import cells
 from gradlab.choices import (
     Accelerator,
     ClipMode,
     Distribution,
     LoggerMode,
-    ModelName,
     OptimizerName,
     Precision,
     ProbeDtype,
@@ -38,12 +36,12 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 @dataclass
 class ModelConfig:
-    name: ModelName = ModelName.lstm
+    name: str = "lstm"  # a registered cell (gradlab.cells): checked against the registry, which names the choices
     hidden_size: int = 64
     num_layers: int = 1
     recurrent_init: RecurrentInit = RecurrentInit.default
     recurrent_gain: float = 1.0
-    forget_bias: float | None = None  # LSTM only: the forget gate's bias at init (None: PyTorch's uniform init)
+    forget_bias: float | None = None  # cells that take it (lstm): the forget gate's bias at init (None: PyTorch's)
 
     def __post_init__(self) -> None:
         if self.hidden_size < 1:
@@ -52,8 +50,7 @@ class ModelConfig:
             raise out_of_range("model.num_layers", self.num_layers, "an integer >= 1")
         if self.recurrent_gain <= 0:
             raise out_of_range("model.recurrent_gain", self.recurrent_gain, "a number > 0")
-        if self.forget_bias is not None and self.name != ModelName.lstm:
-            raise ConfigError(f"model.forget_bias={self.forget_bias!r} applies only to model=lstm, not {self.name}")
+        cells.get(self.name).check_options(str(self.recurrent_init), self.forget_bias)
 
 
 @dataclass
@@ -95,7 +92,9 @@ class ClipConfig:
 
 @dataclass
 class TrainerConfig:
-    max_steps: int = 2000
+    # An integer, or {T: steps} for each task.seq_len (a study over T: shorter sequences need fewer steps); the
+    # run's resolved config (config.yaml, W&B) keeps the integer its T picked.
+    max_steps: Any = 2000
     batch_size: int = 64  # the global batch: under DDP each of the N processes takes 1/N of it
     val_every_n_steps: int = 100
     log_every_n_steps: int = 1
@@ -120,7 +119,13 @@ class TrainerConfig:
         return self.devices * self.num_nodes
 
     def __post_init__(self) -> None:
-        for key in ("max_steps", "batch_size", "val_every_n_steps", "log_every_n_steps", "devices", "num_nodes"):
+        steps = self.max_steps
+        for T, n in (steps.items() if isinstance(steps, dict) else [(None, steps)]):
+            if T is not None and (not isinstance(T, int) or isinstance(T, bool) or T < 2):
+                raise out_of_range("trainer.max_steps", steps, "an integer >= 1, or {T: steps} with integer T >= 2")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise out_of_range("trainer.max_steps", steps, "an integer >= 1, or {T: steps} with steps >= 1")
+        for key in ("batch_size", "val_every_n_steps", "log_every_n_steps", "devices", "num_nodes"):
             if getattr(self, key) < 1:
                 raise out_of_range(f"trainer.{key}", getattr(self, key), "an integer >= 1")
         if self.precision == "16-mixed":
@@ -201,6 +206,12 @@ class TrainConfig:
     paper_name: str | None = None  # the published setup (conf/paper/<name>.yaml) the run follows, if any
 
     def __post_init__(self) -> None:
+        if isinstance(self.trainer.max_steps, dict):  # {T: steps}: this run's T picks its integer
+            steps, T = self.trainer.max_steps, self.task.seq_len
+            if T not in steps:
+                raise ConfigError(f"trainer.max_steps={steps} has no entry for task.seq_len={T}: give steps for "
+                                  f"T={T} or one integer (it has T={', '.join(map(str, steps))})")
+            self.trainer.max_steps = steps[T]
         if self.trainer.batch_size > self.data.n_train:
             raise ConfigError(f"trainer.batch_size={self.trainer.batch_size} is larger than the training set "
                               f"(data.n_train={self.data.n_train})")
@@ -284,83 +295,6 @@ def train_config_from(saved: dict[str, Any]) -> TrainConfig:
     schema = OmegaConf.structured(TrainConfig)
     schema.task = OmegaConf.structured(task_from(saved["task"]))
     return OmegaConf.to_object(OmegaConf.merge(schema, saved))
-
-
-# -------------------------------------------------------------------------------------------- the machine
-
-
-def training_memory_bytes(cfg: TrainConfig) -> int:
-    """A rough upper estimate of one training step's device memory: weights, gradients and Adam's two moments,
-    plus what the fused kernel keeps for the backward pass (gates, h and c of every step and layer) and its
-    gradients. Deliberately generous (x2 on activations): it only has to catch sizes that cannot fit."""
-    m, t = cfg.model, cfg.trainer
-    gates = 1 if m.name == ModelName.rnn else 4
-    H, L, B, T = m.hidden_size, m.num_layers, t.batch_size, cfg.task.spec().total_len
-    width = 8 if t.precision == Precision.f64.value else 4
-    n_params = L * gates * H * (2 * H + 2) + gates * H * 16
-    activations = B * T * L * H * (gates + 2) * width
-    return 4 * n_params * width + 2 * 2 * activations
-
-
-def check_gpu_memory(cfg: TrainConfig, total_bytes: int) -> None:
-    """ConfigError when the estimate exceeds 90% of the GPU's memory, naming the sizes that drive it."""
-    need = training_memory_bytes(cfg)
-    if need > 0.9 * total_bytes:
-        raise ConfigError(
-            f"model.hidden_size={cfg.model.hidden_size} with trainer.batch_size={cfg.trainer.batch_size} and "
-            f"task.seq_len={cfg.task.seq_len} needs about {need / 2**30:.1f} GiB on the GPU, which has "
-            f"{total_bytes / 2**30:.1f} GiB; lower one of them")
-
-
-def cuda_will_be_used(accelerator: Accelerator) -> bool:
-    if accelerator in (Accelerator.gpu, Accelerator.cuda):
-        return True
-    if accelerator != Accelerator.auto or not Path("/proc/driver/nvidia").exists():
-        return False  # the common CPU path never imports torch here
-    import torch
-
-    return torch.cuda.is_available()
-
-
-_ELSEWHERE: list[str] = []  # while a sweep is checked for a cluster: the machine it runs on is not this one
-
-
-@contextlib.contextmanager
-def machine_elsewhere(where: str) -> Iterator[None]:
-    """Within: check_machine checks nothing (the runs go to `where`; each job checks its own machine as it starts)."""
-    _ELSEWHERE.append(where)
-    try:
-        yield
-    finally:
-        _ELSEWHERE.pop()
-
-
-def check_machine(cfg: TrainConfig) -> None:
-    """What this machine must offer the run: a CUDA GPU when asked for one, room on it, bf16 LSTM kernels."""
-    if _ELSEWHERE:
-        return
-    t = cfg.trainer
-    if cuda_will_be_used(t.accelerator):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError(f"trainer.accelerator={t.accelerator} but this machine has no CUDA GPU; use "
-                              f"trainer.accelerator=auto (GPU when there is one) or cpu")
-        check_gpu_memory(cfg, torch.cuda.get_device_properties(0).total_memory)
-    elif t.precision == Precision.bf16_mixed.value and cfg.model.name != ModelName.rnn:
-        _check_cpu_bf16_lstm()
-
-
-def _check_cpu_bf16_lstm() -> None:
-    """oneDNN runs nn.LSTM in bfloat16 only on CPUs with bf16 instructions (AVX-512 BF16, AMX): try it on a tiny one."""
-    import torch
-
-    try:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            torch.nn.LSTM(2, 4, batch_first=True)(torch.zeros(1, 2, 2))
-    except RuntimeError:
-        raise ConfigError("trainer.precision='bf16-mixed' with an LSTM on this CPU: its oneDNN has no bfloat16 LSTM "
-                          "kernel (that needs AVX-512 BF16 or AMX); use trainer.precision=32-true, or a GPU") from None
 
 
 def task_schemas() -> dict[str, type[Task]]:
