@@ -5,8 +5,9 @@ and the folder is checked for a run of another config.
 """
 
 from gradlab.cli import hydra_entry
-from gradlab.config import TrainConfig, check_machine
+from gradlab.config import TrainConfig
 from gradlab.errors import ConfigError
+from gradlab.machine import check_machine
 
 
 def check(cfg: TrainConfig) -> None:

@@ -9,7 +9,7 @@ import pytest
 from conftest import read_json, run_cli, run_entry
 
 BAD_INPUTS = [
-    (["model=gru"], "model='gru' is not a valid choice; choose one of: lstm, nfg_lstm, rnn"),
+    (["model=gur"], "model='gur' is not a valid choice; choose one of: exprnn, gru, irnn, lstm, nfg_lstm, rnn"),
     (["task=parity"], "task='parity' is not a valid choice; choose one of: adding, adding_continual, adding_hs97, "
                       "addition_pascanu, copy, first_token, temporal_order"),
     (["task.seq_len=1"], "task.seq_len=1 is out of range: must be an integer >= 2"),
@@ -70,13 +70,13 @@ def test_bad_input_fails_cleanly_before_any_work(tmp_path, args, message):
     assert list(tmp_path.iterdir()) == []  # no run folder, no data, no Hydra outputs
 
 
-@pytest.mark.parametrize("args,message", [BAD_INPUTS[0], BAD_INPUTS[2]], ids=["model=gru", "task.seq_len=1"])
+@pytest.mark.parametrize("args,message", [BAD_INPUTS[0], BAD_INPUTS[2]], ids=["model=gur", "task.seq_len=1"])
 def test_bad_input_in_a_fresh_interpreter_exits_1_with_one_line(tmp_path, args, message):
     """The same as the user's shell sees it: the process's own exit status, and nothing else on stderr (no warning,
     no traceback, no Hydra output) from a fresh interpreter."""
     result = run_cli("train.py", *args, cwd=tmp_path)
     assert result.returncode == 1, (result.returncode, result.stderr)
-    assert result.stderr == f"error: {message}\n" if args == ["model=gru"] else message in result.stderr
+    assert result.stderr == f"error: {message}\n" if args == ["model=gur"] else message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stdout + result.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -211,8 +211,8 @@ def test_gpu_accelerator_without_a_gpu_is_refused(tmp_path):
 def test_gpu_memory_estimate_refuses_sizes_that_cannot_fit(tmp_path):
     from conftest import compose_cfg
 
-    from gradlab.config import check_gpu_memory, training_memory_bytes
     from gradlab.errors import ConfigError
+    from gradlab.machine import check_gpu_memory, training_memory_bytes
 
     small = compose_cfg(["model.hidden_size=128"], tmp_path)
     big = compose_cfg(["model.hidden_size=4096", "trainer.batch_size=1024", "task.seq_len=1000"], tmp_path)

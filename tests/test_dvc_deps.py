@@ -13,10 +13,24 @@ from conftest import ROOT
 SRC = ROOT / "src"
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node that can run: all of them but the bodies of `if TYPE_CHECKING:` (imports for annotations only)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and isinstance(child.test, ast.Name) and child.test.id == "TYPE_CHECKING":
+                todo += child.orelse
+            else:
+                todo.append(child)
+
+
 def gradlab_imports(path: Path) -> set[Path]:
-    """The gradlab modules a file imports, anywhere in it (lazy imports inside functions included)."""
+    """The gradlab modules a file imports, anywhere in it (lazy imports inside functions included; not those under
+    `if TYPE_CHECKING:`, which never run)."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _runtime_nodes(ast.parse(path.read_text())):
         names = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]

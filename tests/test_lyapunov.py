@@ -23,7 +23,7 @@ def explicit_product(net: RecurrentNet, x: torch.Tensor) -> tuple[torch.Tensor, 
     """J_T ··· J_1 of one sequence, each J_t the full Jacobian of forward_unrolled's one step with respect to its
     initial state (h0, c0): an implementation of the step independent of gradlab.lyapunov's; and ∏‖J_t‖₂, which
     bounds the rounding error of forming that product explicitly."""
-    H, lstm = net.hidden_size, net.kind != "rnn"
+    H, lstm = net.hidden_size, len(net.cell.state) == 2
     s = torch.zeros(state_size(net), dtype=torch.float64)
     product = torch.eye(len(s), dtype=torch.float64)
     norms = 1.0
@@ -55,7 +55,7 @@ def test_linear_rnn_with_alpha_q_has_every_exponent_ln_alpha(alpha):
     q, _ = torch.linalg.qr(torch.randn(H, H, dtype=torch.float64))
     with torch.no_grad():
         net.weights(0)[1].copy_(alpha * q)
-    net.rnn_activation = lambda a: a
+    net.acts[0] = torch.nn.Identity()
     spectrum = lyapunov_spectrum(net, torch.randn(3, T, 3, dtype=torch.float64), k=H)
     assert torch.allclose(spectrum.exponents, torch.full((H,), math.log(alpha), dtype=torch.float64),
                           rtol=0, atol=1e-10)

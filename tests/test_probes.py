@@ -8,12 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gradlab import cells
 from gradlab.models import LayerTrace, RecurrentNet
 from gradlab.probes import bptt_probe, decay_rate, horizon, weight_contributions
 from gradlab.tasks import AddingTask, TaskSpec, generate_adding
 
 WORKED = Path(__file__).resolve().parent / "data" / "lstm_bptt_worked_example.json"  # inputs and expected norms
-MODELS = ("rnn", "lstm", "nfg_lstm")
+MODELS = cells.names()  # every registered cell
 
 
 def raw_spec(input_size, T):
@@ -66,7 +67,8 @@ def mse_last(y):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("kind", MODELS)
 def test_contributions_sum_to_the_autograd_gradient(kind, dtype):
-    """Σ_t (∂L/∂W)^(t) == ∂L/∂W. Both sides add the same products δa_t[b]·x_t[b] over t and b, in different orders,
+    """Σ_t (∂L/∂W)^(t) == ∂L/∂W (W_hh: the matrix the step multiplies, a parametrized one as computed). Both sides
+    add the same products δv_t[b]·x_t[b] (δu_t[b]·h_{t-1}[b]) over t and b, in different orders,
     so they differ by rounding alone: at most 2·γ_n·(Σ_t |δa_t|ᵀ|x_t|) entrywise with γ_n = n·u/(1 − n·u) and n = T·B
     (Higham, Accuracy and Stability, §3.1: a bound for every summation order, so for every BLAS kernel)."""
     torch.manual_seed(0)
@@ -75,23 +77,25 @@ def test_contributions_sum_to_the_autograd_gradient(kind, dtype):
     model = model.to(dtype)
     x, y = generate_adding(1, T, B)
     result = bptt_probe(model, x, mse_last(y), keep_dW=True)
-    model.zero_grad()
-    F.mse_loss(model.forward_unrolled(x)[0], y.to(dtype)).backward()
     n = T * B
     gamma = n * torch.finfo(dtype).eps / 2 / (1 - n * torch.finfo(dtype).eps / 2)
-    out, traces = model.forward_unrolled(x, record=True)
-    loss = F.mse_loss(out, y.to(dtype))
-    for layer, trace in enumerate(traces):
-        grad_a = torch.autograd.grad(loss, trace.a, retain_graph=True)
-        magnitudes = weight_contributions(
-            LayerTrace(x=[v.abs() for v in trace.x], h=[v.abs() for v in trace.h], h0=trace.h0.abs()),
-            [g.abs() for g in grad_a])
-        w_ih, w_hh, _, _ = model.weights(layer)
-        for name, w in (("W_ih", w_ih), ("W_hh", w_hh)):
-            total = result.dW[layer][name].sum(0)
-            bound = 2 * gamma * magnitudes[name].sum(0)
-            assert ((total - w.grad).abs() <= bound).all(), (layer, name, ((total - w.grad).abs() / bound).max())
-            assert (total - w.grad).norm() < 1e-3 * w.grad.norm()  # and the bound itself is tight enough to matter
+    # a parametrized W_hh is computed once: the tensor autograd differentiates
+    with torch.nn.utils.parametrize.cached():
+        weights = [model.weights(layer)[:2] for layer in range(2)]
+        out, traces = model.forward_unrolled(x, record=True)
+        loss = F.mse_loss(out, y.to(dtype))
+        autograd = torch.autograd.grad(loss, [w for pair in weights for w in pair], retain_graph=True)
+        for layer, trace in enumerate(traces):
+            grad_v = torch.autograd.grad(loss, trace.v, retain_graph=True)
+            grad_u = torch.autograd.grad(loss, trace.u, retain_graph=True)
+            magnitudes = weight_contributions(
+                LayerTrace(x=[v.abs() for v in trace.x], h=[v.abs() for v in trace.h], h0=trace.h0.abs()),
+                [g.abs() for g in grad_v], [g.abs() for g in grad_u])
+            for i, name in enumerate(("W_ih", "W_hh")):
+                total, grad = result.dW[layer][name].sum(0), autograd[2 * layer + i]
+                bound = 2 * gamma * magnitudes[name].sum(0)
+                assert ((total - grad).abs() <= bound).all(), (layer, name, ((total - grad).abs() / bound).max())
+                assert (total - grad).norm() < 1e-3 * grad.norm()  # and the bound itself is tight enough to matter
 
 
 def continue_from(model, x, t, h, c):
@@ -120,15 +124,15 @@ def fd_state_gradient(model, x, t, which, per_sample_losses, traces, eps):
     """∂ℓ_b/∂h_t (or ∂ℓ_b/∂c_t) by central differences of the loss of the steps after t: (B, H)."""
     H = model.hidden_size
     h = traces[0].h[t].detach()
-    c = traces[0].c[t].detach() if model.kind != "rnn" else None
+    c = traces[0].c[t].detach() if traces[0].c else None
     grad = torch.zeros(x.shape[0], H, dtype=torch.float64)
     for i in range(H):
         e = torch.zeros(H, dtype=torch.float64)
         e[i] = eps
         if which == "h":
             hp, hm, cp, cm = h + e, h - e, c, c
-        else:  # h_t = o_t tanh(c_t): moving c_t moves h_t with it
-            o = torch.sigmoid(traces[0].a[t].detach()[:, 3 * H:])
+        else:  # the LSTMs' h_t = o_t tanh(c_t), written here independently: moving c_t moves h_t with it
+            o = torch.sigmoid((traces[0].v[t] + traces[0].u[t]).detach()[:, 3 * H:])
             cp, cm = c + e, c - e
             hp, hm = o * torch.tanh(cp), o * torch.tanh(cm)
         with torch.no_grad():
@@ -165,17 +169,32 @@ def fd_case(kind):
     torch.manual_seed(1)
     T, H, B = 8, 4, 3
     model = RecurrentNet(kind, raw_spec(2, T), H).double()
+    if not model.cell.smooth:  # the IRNN's N(0, 1e-6) input weights put pre-activations within eps of ReLU's kink
+        with torch.no_grad():
+            model.weights(0)[0].normal_()
     x = torch.randn(B, T, 2, dtype=torch.float64)
     y = torch.randn(B, 1, dtype=torch.float64)
     return model, x, lambda out: ((out - y) ** 2).sum(1)
+
+
+def assert_no_kink_within_reach(model, x):
+    """Central differences of a piecewise step are exact only where no perturbation crosses a kink: a step of 2·eps
+    in h_t moves a later pre-activation by at most 2·eps·max(1, ‖W_hh‖₂)^T (φ is 1-Lipschitz: ReLU, modReLU)."""
+    _, traces = model.forward_unrolled(x, record=True)
+    v, u = torch.stack(traces[0].v), torch.stack(traces[0].u)
+    distance = model.cell.kink_distance(model, 0, v, u)
+    if distance is not None:
+        reach = 2 * FD_EPS * max(1.0, float(torch.linalg.matrix_norm(model.weights(0)[1].detach(), ord=2))) ** len(v)
+        assert distance.min() > reach, (float(distance.min()), reach)
 
 
 @pytest.mark.numerics
 @pytest.mark.parametrize("kind", MODELS)
 def test_dL_dh_matches_finite_differences(kind):
     model, x, per_sample_losses = fd_case(kind)
+    assert_no_kink_within_reach(model, x)
     result = bptt_probe(model, x, lambda out, tr: per_sample_losses(out).mean())
-    for which in ("h",) if kind == "rnn" else ("h", "c"):
+    for which in cells.get(kind).state:
         reference, errors = fd_reference(model, x, per_sample_losses, which)
         assert_matches_reference(result.layers[0][f"dL_d{which}_norm"].tolist(), reference, errors, f"{kind} {which}")
 
@@ -210,7 +229,7 @@ def test_linear_rnn_gradient_scales_as_alpha_power(alpha):
     q, _ = torch.linalg.qr(torch.randn(H, H, dtype=torch.float64))
     with torch.no_grad():
         model.weights(0)[1].copy_(alpha * q)
-    model.rnn_activation = lambda a: a
+    model.acts[0] = torch.nn.Identity()
     x = torch.randn(4, T, 3, dtype=torch.float64)
     result = bptt_probe(model, x, lambda out, tr: out.square().sum(1).mean())
     norms = result.layers[0]["dL_dh_norm"]
@@ -256,6 +275,13 @@ def test_horizon_and_decay_rate():
 BPTT_COLUMNS = ["step", "layer", "t", "quantity", "value"]
 
 
+def _tiny_curves_args(kind):
+    """(net, layer, v, u) of a tiny net: what a cell's `curves` takes, to ask it which curves it records."""
+    net = RecurrentNet(kind, raw_spec(2, 3), 4)
+    G = cells.get(kind).gates * 4
+    return net, 0, torch.zeros(3, 2, G), torch.zeros(3, 2, G)
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_probe_during_training_writes_table_scalars_and_figures(train, model):
     metrics, run_dir = train("profile=smoke", f"model={model}", "task.seq_len=15", "trainer.max_steps=20",
@@ -265,20 +291,22 @@ def test_probe_during_training_writes_table_scalars_and_figures(train, model):
     df = pd.read_csv(run_dir / "bptt.csv")
     assert list(df.columns) == BPTT_COLUMNS
     assert sorted(df.step.unique()) == [0, 8, 16, 20]  # start, every 8 steps, end
-    expected = {"dL_dh_norm", "dW_hh_norm", "dW_ih_norm"} | (
-        {"tanh_deriv_mean"} if model == "rnn" else {"dL_dc_norm", "forget_gate_mean", "c_norm"})
+    cell = cells.get(model)
+    own = {k for k in cell.curves(*_tiny_curves_args(model)) if not k.startswith("_")}
+    expected = {"dL_dh_norm", "dW_hh_norm", "dW_ih_norm"} | own | (
+        {"dL_dc_norm", "c_norm"} if "c" in cell.state else set())
     assert set(df.quantity) == expected
     counts = df.groupby(["step", "quantity"]).t.agg(["count", "min", "max"])
     assert (counts["count"] == 15).all() and (counts["min"] == 0).all() and (counts["max"] == 14).all()
     assert (df.value >= 0).all() and df.value.notna().all()
-    if model == "nfg_lstm":
+    if cell.name == "nfg_lstm":
         assert (df[df.quantity == "forget_gate_mean"].value == 1.0).all()
     for key in ("bptt_decay_rate", "bptt_horizon", "bptt_decay_rate_predicted"):
         assert math.isfinite(metrics[key]), key
     assert 1 <= metrics["bptt_horizon"] <= 15
     figures = {p.name for p in (run_dir / "figures").glob("*.png")}
     assert "bptt_dL_dh_norm_l0.png" in figures and "bptt_heatmap_dL_dh_norm_l0.png" in figures
-    assert ("bptt_dL_dc_norm_l0.png" in figures) == (model != "rnn")
+    assert ("bptt_dL_dc_norm_l0.png" in figures) == ("c" in cell.state)
     logged = pd.read_csv(run_dir / "metrics.csv")
     assert logged["bptt/decay_rate"].notna().sum() == 4  # the scalars at every probe, in the CSV log too
 

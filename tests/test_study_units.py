@@ -26,7 +26,8 @@ def test_every_profile_is_a_valid_grid(profile):
     assert params["profile"] == profile
     assert len(runs) == len(s["tasks"]) * len(s["seq_lens"]) * len(s["models"]) * len(s["clips"]) * len(s["seeds"])
     assert len({r.name for r in runs}) == len(runs)  # every run has its own folder
-    assert runs[0].name == f"{s['tasks'][0]}-T{s['seq_lens'][0]}-rnn-none-s{s['seeds'][0]}"
+    first = f"{s['tasks'][0]}-T{s['seq_lens'][0]}-{s['models'][0]['name']}-{s['clips'][0]['tag']}-s{s['seeds'][0]}"
+    assert runs[0].name == first
 
 
 def test_switching_profiles_keeps_hand_edits_of_the_current_one(tmp_path):
@@ -43,8 +44,8 @@ def test_switching_profiles_keeps_hand_edits_of_the_current_one(tmp_path):
 
 def test_a_bad_grid_names_the_value(tmp_path):
     params = read_params(ROOT / "conf/study/smoke.yaml")
-    params["study"]["models"][0]["name"] = "gru"
-    with pytest.raises(ConfigError, match="'gru' is not a valid choice"):
+    params["study"]["models"][0]["name"] = "gur"
+    with pytest.raises(ConfigError, match="'gur' is not a valid choice"):
         study_runs(params)
     (tmp_path / "p.yaml").write_text("data: {}\n")
     with pytest.raises(ConfigError, match="no `study:` section"):
@@ -213,7 +214,7 @@ def _paper_run(tmp_path, name, solved, solved_at_step, batch_size=64):
 def test_the_reproduction_verdict_follows_the_result_files(tmp_path):
     """The H&S 1997 row: 3 seeds solved -> reproduced, with their sequences beside ours; one run's metrics.json
     changed to unsolved still leaves 2 of 3 (reproduced); two changed -> not reproduced; none run -> not run."""
-    from gradlab.summary import reproduction
+    from gradlab.reproduction import reproduction
 
     runs = [_paper_run(tmp_path, f"s{s}", True, step) for s, step in ((0, 2000), (1, 3000), (2, 2500))]
     papers = [r for r, _ in runs]

@@ -1,14 +1,9 @@
 """The choices of gradlab's config keys, one Enum each: OmegaConf checks a value against them and names the valid
-ones; the code compares against the members. StrEnum, so that a member is its own string (`ModelName.rnn == "rnn"`,
-f"{ModelName.rnn}" == "rnn") in run names, logs and saved configs."""
+ones; the code compares against the members. StrEnum, so that a member is its own string (`ClipMode.norm == "norm"`,
+f"{ClipMode.norm}" == "norm") in run names, logs and saved configs. The models are not here: they are the registry of
+cells (gradlab.cells), which names its choices the same way."""
 
 from enum import Enum, StrEnum
-
-
-class ModelName(StrEnum):
-    rnn = "rnn"
-    lstm = "lstm"
-    nfg_lstm = "nfg_lstm"
 
 
 class RecurrentInit(StrEnum):

@@ -131,7 +131,7 @@ def check_sweep(config_name: str, overrides: list[str], check: Callable[[Config]
     Slurm, the jobs' machine is not this one: each job's request is checked against the partition instead
     (gradlab.slurm.check_request), and each job checks its machine as it starts."""
     from gradlab import slurm
-    from gradlab.config import machine_elsewhere
+    from gradlab.machine import machine_elsewhere
 
     jobs = sweep_jobs(overrides)
     launcher = sweep_launcher(config_name, jobs[0]) if jobs else None

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from gradlab.choices import ModelName, choose
+from gradlab import cells
 from gradlab.config import CONF_DIR
 from gradlab.errors import ConfigError
 from gradlab.runfolder import atomic_write_bytes, run_name
@@ -54,6 +54,11 @@ def read_params(path: Path) -> dict[str, Any]:
     return params
 
 
+def _model(name: str, key: str) -> None:
+    if name not in cells.CELLS:
+        raise ConfigError(f"{key}={name!r} is not a valid choice; choose one of: {', '.join(cells.CELLS)}")
+
+
 def study_runs(params: dict[str, Any]) -> list[RunKey]:
     """Every training run of the grid, in the order of dvc.yaml's matrix (task, T, model, clip, seed)."""
     s = params["study"]
@@ -61,7 +66,7 @@ def study_runs(params: dict[str, Any]) -> list[RunKey]:
         if task not in TASKS:
             raise ConfigError(f"study.tasks={task!r} is not a valid choice; choose one of: {', '.join(TASKS)}")
     for m in s["models"]:
-        choose(ModelName, "study.models.name", m["name"])
+        _model(m["name"], "study.models name")
     return [RunKey(task, int(T), m["name"], int(m["hidden_size"]), c["tag"], int(seed))
             for task, T, m, c, seed in itertools.product(s["tasks"], s["seq_lens"], s["models"], s["clips"],
                                                          s["seeds"])]
@@ -105,6 +110,6 @@ def paper_runs(params: dict[str, Any]) -> list[PaperRun]:
             choices = sorted(f.stem for f in (CONF_DIR / "paper").glob("*.yaml"))
             raise ConfigError(f"papers.setups name={s['name']!r} is not a valid choice; choose one of: "
                               f"{', '.join(choices)}")
-        choose(ModelName, "papers.setups model", s["model"])
+        _model(s["model"], "papers.setups model")
     return [PaperRun(s["name"], int(s["T"]), s["model"], int(seed))
             for s, seed in itertools.product(papers.get("setups", []), papers.get("seeds", []))]

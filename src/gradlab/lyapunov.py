@@ -1,7 +1,7 @@
 """Finite-time Lyapunov spectra of a recurrent net along its own trajectories (docs/theory.md, docs/probe.md).
 
-The state s_t of one sequence is every layer's h_t, and for the LSTM/NFG also every layer's c_t (dimension
-num_layers x H, or 2 x num_layers x H). Driven by its inputs x_t the net is a map s_t = F(s_{t-1}, x_t), and the k
+The state s_t of one sequence is every layer's state: h_t, and c_t for the cells that have one (dimension
+num_layers x H x the number of state parts). Driven by its inputs x_t the net is a map s_t = F(s_{t-1}, x_t), and the k
 largest finite-time exponents of the product of its state Jacobians J_t = ∂s_t/∂s_{t-1} along the trajectory are
 found by the QR method: Q_0 = the first k unit vectors; J_t Q_{t-1} = Q_t R_t; λ_i = (1/T) Σ_t ln|R_t[i, i]|. The
 products J_t Q are forward-mode derivatives (torch.func.jvp, vmapped over the k columns and the batch), exact up to
@@ -21,7 +21,6 @@ import torch
 from torch import Tensor
 from torch.func import jvp, vmap
 
-from gradlab.choices import ModelName
 from gradlab.models import RecurrentNet
 
 
@@ -37,34 +36,23 @@ class Spectrum:
 
 
 def state_size(net: RecurrentNet) -> int:
-    per_layer = net.hidden_size * (1 if net.kind == ModelName.rnn else 2)
-    return net.num_layers * per_layer
+    return net.num_layers * net.hidden_size * len(net.cell.state)
 
 
 def step_map(net: RecurrentNet):
     """F(s, x_t) for ONE sequence: s (D,) the stacked state [h^0, (c^0,) h^1, (c^1,) ...], x_t the encoded input of
-    that step (input_size,). The same arithmetic as RecurrentNet.forward_unrolled."""
-    H, lstm = net.hidden_size, net.kind != ModelName.rnn
-    per = 2 * H if lstm else H
+    that step (input_size,). The cell's own step, as RecurrentNet.forward_unrolled runs it."""
+    H, parts, cell = net.hidden_size, len(net.cell.state), net.cell
+    per = parts * H
     layers = [net.weights(layer) for layer in range(net.num_layers)]
-    act = net.rnn_activation
 
     def F(s: Tensor, x: Tensor) -> Tensor:
         out, inp = [], x
         for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(layers):
-            block = s[layer * per:(layer + 1) * per]
-            h = block[:H]
-            a = w_ih @ inp + b_ih + w_hh @ h + b_hh
-            if lstm:
-                c = block[H:]
-                i, f, g, o = a.chunk(4)
-                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                h = torch.sigmoid(o) * torch.tanh(c)
-                out += [h, c]
-            else:
-                h = act(a)
-                out.append(h)
-            inp = h
+            state = tuple(s[layer * per:(layer + 1) * per].split(H))
+            state = cell.step(net, layer, w_ih @ inp + b_ih, w_hh @ state[0] + b_hh, state)
+            out += state
+            inp = state[0]
         return torch.cat(out)
 
     return F

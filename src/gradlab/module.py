@@ -132,9 +132,9 @@ class RecurrentModule(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         optimizer = OPTIMIZERS[self.cfg.optim.name](self.parameters(), self.cfg.optim)
-        # NFG: f == 1 exactly, also under weight decay. A step post-hook resets the forget rows inside
-        # optimizer.step(), before any callback (the probe, a checkpoint) can see the weights the step left.
-        optimizer.register_step_post_hook(lambda *_: self.model.freeze_forget_gate())
+        # A cell's constraint (the NFG's f == 1 exactly, also under weight decay) is restored by a step post-hook
+        # inside optimizer.step(), before any callback (the probe, a checkpoint) can see the weights the step left.
+        optimizer.register_step_post_hook(lambda *_: self.model.constrain())
         return optimizer
 
     def finish(self) -> None:

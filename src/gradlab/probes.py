@@ -4,12 +4,14 @@
 for every layer and time step t = 0..T-1:
 
 - dL_dh_norm[t]  ‖∂ℓ/∂h_t‖, the total derivative through the recurrence, per sample, averaged over the batch
-- dL_dc_norm[t]  ‖∂ℓ/∂c_t‖ likewise (lstm, nfg_lstm)
+- dL_dc_norm[t]  ‖∂ℓ/∂c_t‖ likewise (cells with a cell state c_t)
 - dW_ih_norm[t], dW_hh_norm[t]  ‖(∂L/∂W)^(t)‖_F, the contribution of step t to the ordinary gradient of the batch
-  loss L: (∂L/∂W_ih)^(t) = δa_tᵀ x_t and (∂L/∂W_hh)^(t) = δa_tᵀ h_{t-1} with δa_t = ∂L/∂a_t; they sum over t to
-  ∂L/∂W (the "components" of docs/literature.md's worked LSTM example)
-- forget_gate_mean[t] (lstm, nfg_lstm), tanh_deriv_mean[t] = mean |tanh'(a_t)| (rnn): what predicts the decay
-- c_norm[t]  ‖c_t‖ of the forward pass, averaged over the batch (lstm, nfg_lstm): the NFG's cell state can only grow
+  loss L: (∂L/∂W_ih)^(t) = δv_tᵀ x_t and (∂L/∂W_hh)^(t) = δu_tᵀ h_{t-1} with δv_t = ∂L/∂v_t, δu_t = ∂L/∂u_t
+  (v_t = W_ih x_t + b_ih, u_t = W_hh h_{t-1} + b_hh); they sum over t to ∂L/∂W (the "components" of
+  docs/literature.md's worked LSTM example)
+- the cell's own curves (gradlab.cells): forget_gate_mean (LSTMs), update_gate_mean (GRU), act_deriv_mean =
+  mean |φ'(a_t)| (the elementwise cells): what predicts the decay
+- c_norm[t]  ‖c_t‖ of the forward pass, averaged over the batch (cell state): the NFG's cell state can only grow
   along a stream it never forgets (the continual task), until tanh(c_t) saturates
 
 Per sample means: ℓ_b is sample b's own loss (the training loss is L = mean_b ℓ_b), so the h/c norms do not
@@ -33,13 +35,13 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from gradlab.choices import ModelName, ProbeDtype
+from gradlab.choices import ProbeDtype
 from gradlab.config import ProbeConfig
 from gradlab.models import LayerTrace, RecurrentNet
 from gradlab.runfolder import Probed, atomic_write_bytes
 
 HORIZON_FRACTION = 1e-3  # the horizon ends where ‖∂L/∂h_t‖ falls below this fraction of its last-step value
-QUANTITIES = ("dL_dh_norm", "dL_dc_norm", "dW_hh_norm", "dW_ih_norm", "forget_gate_mean", "tanh_deriv_mean", "c_norm")
+QUANTITIES = ("dL_dh_norm", "dL_dc_norm", "dW_hh_norm", "dW_ih_norm", "c_norm")  # and each cell's own curves
 
 LossFn = Callable[[Tensor, list[LayerTrace]], Tensor]
 
@@ -52,14 +54,15 @@ class ProbeResult:
     scalars: dict[str, float] = field(default_factory=dict)
     dW: list[dict[str, Tensor]] = field(default_factory=list)  # the contributions themselves, (T, rows, cols)
     vectors: list[dict[str, Tensor]] = field(default_factory=list)  # h_t and per-sample ∂ℓ/∂h_t, (T, B, H)
+    theory: list[dict[str, float]] = field(default_factory=list)  # per layer: the cell's theory_scalars
 
 
-def weight_contributions(trace: LayerTrace, grad_a: list[Tensor]) -> dict[str, Tensor]:
-    """(∂L/∂W_ih)^(t) = δa_tᵀ x_t and (∂L/∂W_hh)^(t) = δa_tᵀ h_{t-1}, stacked over t: (T, G·H, ·)."""
-    da = torch.stack(grad_a)  # (T, B, G·H)
+def weight_contributions(trace: LayerTrace, grad_v: list[Tensor], grad_u: list[Tensor]) -> dict[str, Tensor]:
+    """(∂L/∂W_ih)^(t) = δv_tᵀ x_t and (∂L/∂W_hh)^(t) = δu_tᵀ h_{t-1}, stacked over t: (T, G·H, ·)."""
     x = torch.stack(trace.x)  # (T, B, D)
     h_prev = torch.stack([trace.h0, *trace.h[:-1]])  # (T, B, H)
-    return {"W_ih": torch.einsum("tbg,tbd->tgd", da, x), "W_hh": torch.einsum("tbg,tbh->tgh", da, h_prev)}
+    return {"W_ih": torch.einsum("tbg,tbd->tgd", torch.stack(grad_v), x),
+            "W_hh": torch.einsum("tbg,tbh->tgh", torch.stack(grad_u), h_prev)}
 
 
 def bptt_probe(model: RecurrentNet, x: Tensor, loss_fn: LossFn, h0: Tensor | None = None,
@@ -81,51 +84,37 @@ def bptt_probe(model: RecurrentNet, x: Tensor, loss_fn: LossFn, h0: Tensor | Non
     with torch.enable_grad():
         out, traces = model.forward_unrolled(x, h0=h0, c0=c0, record=True)
         loss = loss_fn(out, traces)
-        wanted = [t for tr in traces for t in (*tr.a, *tr.h, *tr.c)]
+        wanted = [t for tr in traces for t in (*tr.v, *tr.u, *tr.h, *tr.c)]
         grads = iter(torch.autograd.grad(loss, wanted, allow_unused=True))
     scale = x.shape[0] if batch_scale is None else batch_scale
-    H = model.hidden_size
     result = ProbeResult(layers=[])
-    for trace in traces:
-        T = len(trace.a)
-        g_a = [_zero_if_none(next(grads), trace.a[t]) for t in range(T)]
-        g_h = [_zero_if_none(next(grads), trace.h[t]) for t in range(T)]
-        g_c = [_zero_if_none(next(grads), trace.c[t]) for t in range(len(trace.c))]
-        dW = weight_contributions(trace, g_a)
+    for layer, trace in enumerate(traces):
+        g_v, g_u, g_h, g_c = ([_zero_if_none(next(grads), t) for t in ts]
+                              for ts in (trace.v, trace.u, trace.h, trace.c))
+        dW = weight_contributions(trace, g_v, g_u)
         curves = {
             "dL_dh_norm": (torch.stack(g_h).norm(dim=-1) * scale).mean(1),
             "dW_hh_norm": dW["W_hh"].flatten(1).norm(dim=1),
             "dW_ih_norm": dW["W_ih"].flatten(1).norm(dim=1),
         }
-        a = torch.stack(trace.a).detach()  # (T, B, G·H)
-        if model.kind == ModelName.rnn:
-            d = activation_derivative(model, a)  # tanh'(a_t), or whatever elementwise activation the model has
-            curves["tanh_deriv_mean"] = d.abs().mean(dim=(1, 2))
-            curves["_deriv_sq_mean"] = d.square().mean(dim=(1, 2))  # for the mean-field prediction
-            curves["_deriv_abs_max"] = d.abs().amax(dim=(1, 2))  # for the Pascanu bound
-        else:
+        v, u = torch.stack(trace.v).detach(), torch.stack(trace.u).detach()  # (T, B, G·H)
+        curves |= model.cell.curves(model, layer, v, u)
+        if trace.c:
             curves["dL_dc_norm"] = (torch.stack(g_c).norm(dim=-1) * scale).mean(1)
-            curves["forget_gate_mean"] = torch.sigmoid(a[..., H:2 * H]).mean(dim=(1, 2))
             curves["c_norm"] = torch.stack(trace.c).detach().norm(dim=-1).mean(1)
-        result.layers.append({k: v.detach().double().cpu() for k, v in curves.items()})
+        result.layers.append({k: t.detach().double().cpu() for k, t in curves.items()})
+        result.theory.append(model.cell.theory_scalars(model, layer, v, u))
         if keep_dW:
-            result.dW.append({k: v.detach() for k, v in dW.items()})
+            result.dW.append({k: t.detach() for k, t in dW.items()})
         if keep_vectors:
             result.vectors.append({"h": torch.stack(trace.h).detach(), "dL_dh": torch.stack(g_h).detach() * scale})
-    result.scalars = derived_scalars(model, result.layers)
+    result.scalars = derived_scalars(result)
     return result
 
 
 def probe_dtype(probe: ProbeConfig) -> torch.dtype | None:
     """probe.dtype as the dtype bptt_probe computes in: float64, or None (the model's own, float32 by default)."""
     return torch.float64 if probe.dtype == ProbeDtype.float64 else None
-
-
-def activation_derivative(model: RecurrentNet, a: Tensor) -> Tensor:
-    """φ'(a) elementwise, by autograd through the model's own activation (tanh, or identity in the linear tests)."""
-    with torch.enable_grad():
-        a = a.detach().requires_grad_(True)
-        return torch.autograd.grad(model.rnn_activation(a).sum(), a)[0]
 
 
 def _zero_if_none(grad: Tensor | None, like: Tensor) -> Tensor:
@@ -156,41 +145,15 @@ def horizon(norms: Tensor, fraction: float = HORIZON_FRACTION) -> int:
     return int(below[0]) if len(below) else T
 
 
-def predicted_decay_rate(model: RecurrentNet, curves: dict[str, Tensor], layer: int) -> float:
-    """Theory beside the measurement (docs/theory.md), ln per step.
-
-    rnn: ∂h_s/∂h_{s-1} = diag(φ'(a_s)) W_hh. The mean-field gain of a backpropagated vector per step is
-    χ_s = (‖W_hh‖_F² / H) · mean φ'(a_s)², so the rate is ½ · mean_s ln χ_s (exact for the linear RNN with
-    W_hh = αQ, where it is ln α). lstm/nfg: the cell path's direct factor f_t, so mean_t ln mean f_t (0 for the nfg).
-    """
-    if model.kind == ModelName.rnn:
-        w_hh = model.weights(layer)[1].detach().double()
-        gain = w_hh.square().sum() / w_hh.shape[1]
-        return float(0.5 * (gain * curves["_deriv_sq_mean"]).log().mean())
-    return float(curves["forget_gate_mean"].log().mean())
-
-
-def decay_rate_bound(model: RecurrentNet, curves: dict[str, Tensor], layer: int) -> float:
-    """rnn: ln σ_max(W_hh) + mean_t ln max|φ'(a_t)|, an upper bound on the per-step log Jacobian norm (Pascanu
-    et al. 2013: below 0 the gradient must vanish)."""
-    w_hh = model.weights(layer)[1].detach().double()
-    return float(torch.linalg.matrix_norm(w_hh, ord=2).log() + curves["_deriv_abs_max"].log().mean())
-
-
-def derived_scalars(model: RecurrentNet, layers: list[dict[str, Tensor]]) -> dict[str, float]:
-    """Decay rate, horizon and predicted rate of the top layer (the one the loss reads), plus per-layer values."""
+def derived_scalars(result: ProbeResult) -> dict[str, float]:
+    """Decay rate, horizon and the cell's theory numbers (decay_rate_predicted, …) of the top layer (the one the
+    loss reads), plus per-layer values (<name>_l<layer>)."""
     scalars: dict[str, float] = {}
-    top = len(layers) - 1
-    for layer, curves in enumerate(layers):
-        s = {"decay_rate": decay_rate(curves["dL_dh_norm"]), "horizon": float(horizon(curves["dL_dh_norm"])),
-             "decay_rate_predicted": predicted_decay_rate(model, curves, layer)}
+    top = len(result.layers) - 1
+    for layer, (curves, theory) in enumerate(zip(result.layers, result.theory, strict=True)):
+        s = {"decay_rate": decay_rate(curves["dL_dh_norm"]), "horizon": float(horizon(curves["dL_dh_norm"])), **theory}
         if "dL_dc_norm" in curves:
             s["decay_rate_c"] = decay_rate(curves["dL_dc_norm"])
-        if model.kind == ModelName.rnn:
-            s["decay_rate_bound"] = decay_rate_bound(model, curves, layer)
-            w_hh = model.weights(layer)[1].detach().double()
-            s["W_hh_spectral_norm"] = float(torch.linalg.matrix_norm(w_hh, ord=2))
-            s["W_hh_spectral_radius"] = float(torch.linalg.eigvals(w_hh).abs().max())
         for k, v in s.items():
             scalars[f"{k}_l{layer}"] = v
             if layer == top:
@@ -205,8 +168,8 @@ def probe_rows(step: int, result: ProbeResult) -> list[tuple[int, int, int, str,
     """The tidy rows (step, layer, t, quantity, value) of one probe."""
     rows = []
     for layer, curves in enumerate(result.layers):
-        for quantity in QUANTITIES:
-            if quantity in curves:
+        for quantity in [*QUANTITIES, *sorted(set(curves) - set(QUANTITIES))]:
+            if quantity in curves and not quantity.startswith("_"):
                 rows += [(step, layer, t, quantity, float(v)) for t, v in enumerate(curves[quantity].tolist())]
     return rows
 

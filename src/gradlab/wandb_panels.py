@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gradlab.choices import ModelName
+from gradlab import cells
 from gradlab.config import GeometryParams
 from gradlab.tasks import TASKS
 from gradlab.wandb_log import OfflineRun, read_offline_run
@@ -87,8 +87,6 @@ def _config_get(config: Mapping[str, Any], path: str) -> Any:
 
 
 PROBED: Condition = (("probe.enabled", (True,)),)  # the BPTT probe during training (probe.enabled=true)
-GATED: Condition = (("model.name", (ModelName.lstm, ModelName.nfg_lstm)),)  # models with a cell state c_t
-RNN: Condition = (("model.name", (ModelName.rnn,)),)
 CLASSIFICATION: Condition = (("task.name", tuple(n for n, t in TASKS.items() if t().spec().kind == "classification")),)
 GEOMETRY_SETS = ("hidden_across_samples", "hidden_across_time", "grad_h_across_time", "dW_hh_across_time")
 # The geometry stage's figures as logged images (its line series are under geometry/line/).
@@ -105,7 +103,9 @@ def _probe_panels(prefix: str, source: str, layers: Iterable[int], scalar_kind: 
     line_series, the tidy table, and the derived scalars (`scalars` + name: bptt/decay_rate, analysis/bptt_...).
     `base`: the condition of them all."""
     x = STEP if scalar_kind == "line" else None
-    rnn, gated = base + RNN, base + GATED
+    # read when the panels are built, so that a cell registered after import is in them: models with a cell
+    # state c_t, and h_t = φ(W_hh h_{t-1} + …) ones (W_hh's spectrum, Pascanu's bound)
+    rnn, gated = base + (("model.name", cells.elementwise()),), base + (("model.name", cells.with_state("c")),)
     panels = []
     for layer in layers:
         deep = (("model.num_layers", tuple(range(layer + 1, 65))),) if layer else ()  # runs with that many layers
@@ -123,13 +123,13 @@ def _probe_panels(prefix: str, source: str, layers: Iterable[int], scalar_kind: 
     panels += [
         PanelSpec(scalar_kind, "decay rate of ‖∂ℓ/∂h_t‖ (ln per step): measured and predicted",
                   (f"{scalars}decay_rate", f"{scalars}decay_rate_predicted"), source, x=x, when=base),
-        PanelSpec(scalar_kind, "Pascanu et al. bound on the decay rate (rnn)", (f"{scalars}decay_rate_bound",),
-                  source, x=x, when=rnn),
-        PanelSpec(scalar_kind, "decay rate of ‖∂ℓ/∂c_t‖ (lstm, nfg_lstm)", (f"{scalars}decay_rate_c",), source,
-                  x=x, when=gated),
+        PanelSpec(scalar_kind, "Pascanu et al. bound on the decay rate (elementwise cells)",
+                  (f"{scalars}decay_rate_bound",), source, x=x, when=rnn),
+        PanelSpec(scalar_kind, "decay rate of ‖∂ℓ/∂c_t‖ (cells with a cell state)", (f"{scalars}decay_rate_c",),
+                  source, x=x, when=gated),
         PanelSpec(scalar_kind, "horizon (steps until the gradient falls below 1e-3)", (f"{scalars}horizon",),
                   source, x=x, when=base),
-        PanelSpec(scalar_kind, "W_hh spectral norm and radius (rnn)",
+        PanelSpec(scalar_kind, "W_hh spectral norm and radius (elementwise cells)",
                   (f"{scalars}W_hh_spectral_norm", f"{scalars}W_hh_spectral_radius"), source, x=x, when=rnn),
         PanelSpec("table", "the probe's table (step, layer, t, quantity, value)", (f"{prefix}/table",), source,
                   when=base),

@@ -1,0 +1,153 @@
+"""What a recurrent cell is to gradlab: one object per model kind, registered by name.
+
+A cell knows its fused module (nn.RNN, nn.LSTM, nn.GRU: training stays on oneDNN/cuDNN kernels where PyTorch has
+one), its step (the arithmetic of one time step, written once: the probe's unrolled twin, the Lyapunov spectrum
+and a cell without a fused kernel all run it), its state ((h,) or (h, c)), its initialisation and any constraint,
+and its theory line (the decay rate it predicts for ‖∂ℓ/∂h_t‖). Everything else in gradlab iterates over the
+registry (`gradlab.cells.CELLS`) and asks the cell; nothing outside this package compares model names.
+
+The step takes the two pre-activations separately, v_t = W_ih x_t + b_ih and u_t = W_hh h_{t-1} + b_hh, so that the
+probe's per-step weight contributions (∂L/∂W_ih)^(t) = (∂L/∂v_t)ᵀ x_t and (∂L/∂W_hh)^(t) = (∂L/∂u_t)ᵀ h_{t-1} hold
+for every cell, also where a gate multiplies u_t (the GRU's reset gate).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from gradlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gradlab.models import RecurrentNet
+
+State = tuple[Tensor, ...]
+
+
+class Cell:
+    """The base of every cell. Subclasses set the class attributes and `step`; `fused` and `init` have defaults."""
+
+    name: ClassVar[str]
+    about: ClassVar[str]  # one line: what it is, whose it is
+    theory: ClassVar[str]  # one line: what decay_rate_predicted is for this cell
+    state: ClassVar[tuple[str, ...]] = ("h",)  # the recurrent state; h first, a second part is the cell state c
+    gates: ClassVar[int] = 1  # blocks of H rows in W_ih and W_hh
+    options: ClassVar[frozenset[str]] = frozenset()  # model.* keys only this cell takes (e.g. forget_bias)
+    inits: ClassVar[tuple[str, ...]] = ("default", "orthogonal", "sparse")  # the model.recurrent_init it accepts
+    fused_kernel: ClassVar[bool] = True  # False: training runs `step` in a loop (no fused kernel computes it)
+    smooth: ClassVar[bool] = True  # False: the step has kinks (ReLU, modReLU); `kink_distance` says where
+
+    def fused(self, input_size: int, hidden_size: int, num_layers: int) -> nn.RNNBase:
+        """The module that holds the weights (weight_ih_l<k>, weight_hh_l<k>, bias_ih_l<k>, bias_hh_l<k>) and, when
+        `fused_kernel`, computes the whole sequence in one call."""
+        raise NotImplementedError
+
+    def check_options(self, recurrent_init: str, forget_bias: float | None) -> None:
+        """ConfigError for a model.* value this cell does not take, naming the cells that do."""
+        if forget_bias is not None and "forget_bias" not in self.options:
+            from gradlab.cells import CELLS
+
+            takers = [n for n, c in CELLS.items() if "forget_bias" in c.options]
+            raise ConfigError(f"model.forget_bias={forget_bias!r} applies only to model={'|'.join(takers)}, "
+                              f"not {self.name}")
+        if recurrent_init not in self.inits:
+            raise ConfigError(f"model.recurrent_init={recurrent_init!r} does not apply to model={self.name}; "
+                              f"choose from {', '.join(self.inits)}")
+
+    @torch.no_grad()
+    def init(self, net: RecurrentNet, recurrent_init: str, gain: float, forget_bias: float | None) -> None:
+        """Default: PyTorch's init, optionally with every W_hh gate block gain·Q (orthogonal) or sparse."""
+        H = net.hidden_size
+        for layer in range(net.num_layers):
+            w_hh = net.weights(layer)[1]
+            for block in w_hh.split(H, dim=0):
+                if recurrent_init == "orthogonal":
+                    nn.init.orthogonal_(block, gain=gain)
+                elif recurrent_init == "sparse":
+                    sparse_spectral_(block, gain)
+
+    def constrain(self, net: RecurrentNet) -> None:
+        """After init and inside every optimizer step: restore what the cell holds fixed (default: nothing)."""
+
+    def step(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor, state: State) -> State:
+        """One time step from v = W_ih x + b_ih and u = W_hh h_{t-1} + b_hh ((..., G·H), any leading shape) and the
+        previous state; returns the new state, h first."""
+        raise NotImplementedError
+
+    def kink_distance(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor) -> Tensor | None:
+        """How far each pre-activation lies from the nearest point where the step is not smooth (ReLU's 0), None
+        for a smooth cell. Rounding can move a value across a kink and flip a derivative, so an error bound for
+        float32 against float64 holds only where every value lies farther than the error (tests check it)."""
+        return None
+
+    def curves(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor) -> dict[str, Tensor]:
+        """Per-step diagnostics the probe records beside the gradient norms, from the stacked pre-activations
+        (T, B, G·H): each (T,). Names starting with _ stay out of bptt.csv."""
+        return {}
+
+    def theory_scalars(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor) -> dict[str, float]:
+        """decay_rate_predicted (ln per step; the dominant mode's rate) and any other theory numbers."""
+        return {}
+
+
+class ElementwiseCell(Cell):
+    """h_t = φ(v_t + u_t): the Elman family. Theory: the mean field of a backpropagated vector.
+
+    ∂h_t/∂h_{t-1} = diag(φ'(a_t)) W_hh. A generic vector's squared norm grows per step by χ_t = (‖W_hh‖_F²/H) ·
+    mean φ'(a_t)² (mean over units and the batch), so the predicted rate is ½ mean_t ln χ_t; it is exact for the
+    linear RNN with W_hh = αQ (ln α) and 0 for any orthogonal W_hh with all units active. Beside it, Pascanu et
+    al.'s bound ln σ_max(W_hh) + mean_t ln max|φ'(a_t)|: below 0 the gradient must vanish.
+    """
+
+    theory = "mean field: ½ mean_t ln((‖W_hh‖_F²/H) · mean φ'(a_t)²)"
+
+    def activations(self, hidden_size: int) -> nn.Module:
+        """φ of one layer, as a module (net.acts[layer]; the theory tests swap in nn.Identity for the linear RNN)."""
+        raise NotImplementedError
+
+    def step(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor, state: State) -> State:
+        return (net.acts[layer](v + u),)
+
+    def derivative(self, net: RecurrentNet, layer: int, a: Tensor) -> Tensor:
+        """φ'(a) elementwise, by autograd through the layer's own activation (a swapped-in identity is honoured)."""
+        with torch.enable_grad():
+            a = a.detach().requires_grad_(True)
+            return torch.autograd.grad(net.acts[layer](a).sum(), a)[0]
+
+    def curves(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor) -> dict[str, Tensor]:
+        d = self.derivative(net, layer, v + u)
+        return {"act_deriv_mean": d.abs().mean(dim=(1, 2)), "_deriv_sq_mean": d.square().mean(dim=(1, 2)),
+                "_deriv_abs_max": d.abs().amax(dim=(1, 2))}
+
+    def theory_scalars(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor) -> dict[str, float]:
+        c = self.curves(net, layer, v, u)
+        w_hh = net.weights(layer)[1].detach().double()
+        gain = w_hh.square().sum() / w_hh.shape[1]
+        sq, top = c["_deriv_sq_mean"].double(), c["_deriv_abs_max"].double()
+        return {"decay_rate_predicted": float(0.5 * (gain * sq).log().mean()),
+                "decay_rate_bound": float(torch.linalg.matrix_norm(w_hh, ord=2).log() + top.log().mean()),
+                "W_hh_spectral_norm": float(torch.linalg.matrix_norm(w_hh, ord=2)),
+                "W_hh_spectral_radius": float(torch.linalg.eigvals(w_hh).abs().max())}
+
+
+def slowest_unit_rate(gate: Tensor) -> float:
+    """The largest per-unit mean of ln g over steps and sequences ((T, B, H) gate values in (0, 1]): the rate of the
+    slowest direct path, which sets the decay of a norm (the norm follows its slowest units, not their average)."""
+    per_unit = gate.double().clamp_min(1e-300).log().mean(dim=(0, 1))
+    return float(per_unit.max()) if per_unit.numel() else math.nan
+
+
+@torch.no_grad()
+def sparse_spectral_(w: Tensor, radius: float, nonzero: int = 15) -> Tensor:
+    """Pascanu et al. 2013's "smart" recurrent init (their code's smart_tanh): N(0, 0.01) weights, all but `nonzero`
+    of each row set to 0, then the whole matrix rescaled to spectral radius `radius`."""
+    w.normal_(0.0, 0.01)
+    n = w.shape[1]
+    if nonzero < n:
+        drop = torch.rand(w.shape).argsort(dim=1)[:, nonzero:]  # a random permutation per row, as theirs
+        w.scatter_(1, drop, 0.0)
+    rho = torch.linalg.eigvals(w.double()).abs().max()
+    return w.mul_(radius / float(rho))
