@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="cpu_profile", help="docs/results/<name>.json and the pages' blocks")
     args = parser.parse_args(argv)
 
-    from gradlab.readme_results import study_record, update_pages, write_result
+    from gradlab.readme_results import update_pages
+    from gradlab.results_record import study_record, write_result
 
     try:
         data = study_record(args.clone, args.serial, args.serial_same_threads)

@@ -39,6 +39,17 @@ def test_number_formatting():
         rr.render("<!-- results:nothing -->\nx\n<!-- /results:nothing -->", ROOT)
 
 
+def test_per_T_step_budgets_are_read_from_params_and_written_out():
+    from gradlab.readme_blocks import steps_text
+    from gradlab.results_record import steps_per_T
+
+    assert steps_per_T("{20:400,50:800,100:1600}") == {20: 400, 50: 800, 100: 1600}
+    assert steps_per_T({"20": 400, "50": 800}) == {20: 400, 50: 800} and steps_per_T(300) == 300
+    assert steps_text("{20:400,50:800,100:1600}") == "400/800/1600 steps at T=20/50/100"
+    with pytest.raises(ValueError, match="'{20:400'"):
+        steps_per_T("{20:400")
+
+
 def _finished_study(root, params, wall_s, jobs, metrics, threads=1):
     """A checkout as `make repro` leaves it: params.yaml, results/repro.json, the summary and runs' metrics.json."""
     import pandas as pd
@@ -82,8 +93,8 @@ def test_a_study_record_compares_the_parallel_and_serial_checkouts_and_renders_i
     assert data["compare_same_threads"]["metrics_json_identical"] == 2
     assert data["compare_same_threads"]["wall_ratio"] == round(600 / 1100, 3)
     flat = " ".join(rr._wrapped(rr.render_cpu_profile({**data, "machine": rr.machine()})).split())
-    assert "(`make repro JOBS=1 THREADS=1`, 18.3 min; the parallel study took 0.55x its time), metrics.json was " \
-           "byte-identical in 2 of 2 runs, and summary.csv was identical" in flat
+    assert "(`make repro JOBS=1 THREADS=1`, 18.3 min): the parallel study took 0.55x its time. metrics.json was " \
+           "byte-identical between the two in 2 of 2 runs, and summary.csv was identical" in flat
     _finished_study(tmp_path / "ser2", params, 1100.0, 1, runs, threads=2)
     with pytest.raises(ValueError, match="not the same threads per run"):
         rr.study_record(tmp_path / "par", None, tmp_path / "ser2")

@@ -1,5 +1,6 @@
 """The study's summary: every run of the grid in one table (results/summary/), pooled over seeds, the headline, the
-DVC metrics and plots, and the published results beside each cell.
+DVC metrics, and the published results beside each cell. The reproduction table: gradlab.reproduction; the curves
+`dvc plots` draws: gradlab.curves.
 """
 
 from __future__ import annotations
@@ -12,13 +13,18 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from gradlab.choices import ModelName
+from gradlab import cells as registry
 from gradlab.errors import ConfigError, DataError
-from gradlab.grid import PaperRun, RunKey
-from gradlab.literature import published_for, published_table, reproduction_rows
+from gradlab.grid import RunKey
+from gradlab.literature import published_for, published_table
+from gradlab.reproduction import reproduction, reproduction_markdown
 from gradlab.runfolder import RunFolder, atomic_write_bytes, read_json
 
-MODELS = tuple(m.value for m in ModelName)  # the plots' columns, in this order
+
+def models_in(names: object) -> list[str]:
+    """The models among `names` in the registry's order (the plots' and tables' order), unknown ones after."""
+    have = set(names)
+    return [m for m in registry.names() if m in have] + sorted(have - set(registry.names()))
 
 COLUMNS = ["task", "seq_len", "model", "hidden_size", "clip", "seed", "run", "status", "solved", "solved_at_step",
            "steps", "loss_rel_baseline", "test_acc", "diverged", "diverged_at_step", "clip_fraction",
@@ -75,41 +81,6 @@ def h_ratio(bptt_csv: Path, quantity: str = "dL_dh_norm", probes: str = "last") 
     return float(ratios.iloc[-1] if probes == "last" else ratios.median())
 
 
-def paper_row(runs_dir: Path, run: PaperRun) -> dict[str, Any]:
-    """One paper run (stage `paper`) as the reproduction table reads it."""
-    folder = RunFolder.of(runs_dir, run.name)
-    config = yaml.safe_load(folder.config.read_text()) if folder.config.is_file() else None
-    m = read_json(folder.metrics) or {}
-    return {"paper": run.paper, "model": run.model, "T": run.seq_len, "seed": run.seed, "run": run.name,
-            "status": m.get("status", "missing"), "solved": bool(m.get("solved", False)),
-            "solved_at_step": m.get("solved_at_step"), "steps": m.get("steps"),
-            "batch_size": (config or {}).get("trainer", {}).get("batch_size"),
-            "loss_rel_baseline": m.get("test_loss_rel_baseline"), "test_acc": m.get("test_acc"), "config": config}
-
-
-def reproduction(papers: list[PaperRun], runs_dir: Path) -> pd.DataFrame:
-    """The reproduction table: every published claim, our runs of its setup over seeds, and the verdict."""
-    return pd.DataFrame(reproduction_rows([paper_row(runs_dir, r) for r in papers]))
-
-
-REPRODUCTION_KEYS = ["source", "setup", "model", "T", "seeds", "solved", "sequences to solve", "theirs",
-                     "loss/baseline", "verdict", "ours differs"]
-
-
-def reproduction_markdown(table: pd.DataFrame, keys: list[str] = REPRODUCTION_KEYS) -> str:
-    """The reproduction table as Markdown (reproduction.md, docs/literature.md's block): the setup as its conf/paper/
-    name."""
-    def cell(r: pd.Series, key: str) -> str:
-        text = str(r.get(key, ""))
-        if key == "setup":
-            text = f"`{text.removeprefix('conf/paper/').removesuffix('.yaml')}`" if text.startswith("conf/") else "–"
-        return text.replace("|", "/")
-
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(cell(r, k) for k in keys) + " |" for _, r in table.iterrows()]
-    return "\n".join(lines) + "\n"
-
-
 def read_summary(path: Path) -> pd.DataFrame:
     """summary.csv as the summarize stage wrote it (what the report reads); ConfigError when missing or foreign."""
     if not Path(path).is_file():
@@ -162,7 +133,7 @@ def headline(df: pd.DataFrame, task: str = "adding") -> str:
     seeds = at.seed.nunique()
     clips = list(dict.fromkeys(at["clip"]))
     parts = []
-    for model in [m for m in MODELS if m in set(at.model)]:
+    for model in models_in(at.model):
         g = at[at.model == model]
         diverged = int(g.diverged.fillna(False).astype(bool).sum())
         parts.append(f"{model} solved it in {int(g.solved.sum())}/{len(g)} runs (test loss median "
@@ -180,40 +151,30 @@ def headline_task(df: pd.DataFrame) -> str | None:
 
 def headline_line(df: pd.DataFrame) -> str:
     """The report's one-line answer, at the longest T of `headline_task`: which models learn it (most of their runs
-    solved, seeds and clip settings pooled) and which do not, and how much of the gradient at t=T-1 reaches t=0
-    after training (‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T-1‖ on test data, the median over the seeds of the clip setting the
-    headline figure draws: unclipped where there is one). `headline` has the details."""
+    solved, seeds and clip settings pooled) and which do not, each with its runs solved. How much of the gradient
+    reaches t=0 is the headline figure right below it (and `headline`'s numbers): with six models both do not fit
+    one line at 1280 px."""
     task = headline_task(df)
     if task is None:
         return "No finished runs in this study yet."
     sel = df[(df.task == task) & (df.status != "missing")]
     T = int(sel.seq_len.max())
     at = sel[sel.seq_len == T]
-    models = [m for m in MODELS if m in set(at.model)] + sorted(set(at.model) - set(MODELS))
+    models = models_in(at.model)
     solved = {m: (int(at.solved[at.model == m].sum()), int((at.model == m).sum())) for m in models}
     learn = [m for m in models if 2 * solved[m][0] > solved[m][1]]
     fail = [m for m in models if m not in learn]
 
-    order = learn + fail
-
     def join(names: list[str]) -> str:
-        return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
+        named = [f"{m} {solved[m][0]}/{solved[m][1]}" for m in names]
+        return " and ".join(named) if len(named) < 3 else ", ".join(named[:-1]) + " and " + named[-1]
 
     if learn and fail:
         verdict = (f"{join(learn)} learn{'s' if len(learn) == 1 else ''} it, {join(fail)} "
-                   f"do{'es' if len(fail) == 1 else ''} not (")
-    else:  # the models, named in the order of the numbers that follow
-        verdict = f"{'every' if learn else 'no'} model learns it ({', '.join(order)}: "
-    counts = ", ".join(f"{solved[m][0]}/{solved[m][1]}" for m in order)
-    # the ratio over the runs the report's headline figure draws: one clip setting, unclipped where there is one
-    clips = list(dict.fromkeys(at["clip"]))
-    clip = "none" if "none" in clips else clips[0]
-    drawn = at[at["clip"] == clip]
-    ratios = [drawn.h_ratio_first_last[drawn.model == m].median() for m in order]
-    reach = (f"; ‖∂ℓ/∂h_0‖/‖∂ℓ/∂h_T−1‖{f' (clip {clip})' if len(clips) > 1 else ''} = "
-             + ", ".join(f"{r:.2g}" if r > 0 else "0 (underflow)" for r in ratios)
-             if all(pd.notna(r) for r in ratios) else "")
-    return f"{task}, T={T}: {verdict}solved {counts}{reach})."
+                   f"do{'es' if len(fail) == 1 else ''} not")
+    else:
+        verdict = f"{'every' if learn else 'no'} model learns it: {join(models)}"
+    return f"{task}, T={T}: {verdict} (runs solved)."
 
 
 def _why(at: pd.DataFrame) -> str:
@@ -222,7 +183,7 @@ def _why(at: pd.DataFrame) -> str:
         have = at[at[column].notna()]
         return "; ".join(f"{m} " + ", ".join(f"{v:.2g}" for v in
                                              have[have.model == m].groupby("clip", sort=False)[column].median())
-                         for m in MODELS if m in set(have.model))
+                         for m in models_in(have.model))
 
     h = per_model("h_ratio_training")
     if not h:
@@ -266,7 +227,7 @@ def lyapunov_agreement(df: pd.DataFrame) -> pd.DataFrame:
     ∂ℓ/∂h decay rate, and how far apart they are (medians; `rel_gap` = |λ_1 − rate| / |rate|). Nothing is fitted."""
     have = df.dropna(subset=["lyapunov_max", "bptt_decay_rate"])
     rows = []
-    for model in [m for m in MODELS if m in set(have.model)]:
+    for model in models_in(have.model):
         g = have[have.model == model]
         gap = (g.lyapunov_max - g.bptt_decay_rate).abs()
         rows.append({"model": model, "runs": len(g), "lyapunov_max": g.lyapunov_max.median(),
@@ -288,7 +249,7 @@ def lyapunov_reading(agreement: pd.DataFrame) -> str:
             f"{r.model} (median gap {r.rel_gap:.0%} of the rate over {r.runs} runs)" for r in close.itertuples())
             + ".")
     if len(far):
-        cells = set(far.model) & {"lstm", "nfg_lstm"}
+        cells = set(far.model) & set(registry.with_state("c"))
         parts.append("It does not for " + ", ".join(
             f"{r.model} (λ_1 {r.lyapunov_max:.2g} against a rate of {r.decay_rate:.2g})" for r in far.itertuples())
             + (f": the state of {' and '.join(sorted(cells))} includes the cell, whose slow directions set λ_1 "
@@ -334,43 +295,3 @@ def write_summary(df: pd.DataFrame, out: Path, repro: pd.DataFrame | None = None
     atomic_write_bytes(files["metrics"], (json.dumps(dvc_metrics(df), indent=1) + "\n").encode())
     atomic_write_bytes(files["published"], pd.DataFrame(published_table()).to_csv(index=False).encode())
     return files
-
-
-def val_curve(run_dir: Path) -> pd.Series | None:
-    """Validation loss / the memoryless baseline vs optimizer step (index) of one run; None when it has none."""
-    run = RunFolder(run_dir)
-    m = read_json(run.metrics) or {}
-    if not (run.metrics_csv.is_file() and m.get("baseline_loss")):
-        return None
-    log = read_csv(run.metrics_csv)
-    if "val/loss" not in log:
-        return None
-    v = log[["step", "val/loss"]].dropna().drop_duplicates("step").set_index("step")["val/loss"]
-    return v / m["baseline_loss"] if len(v) else None
-
-
-def curve_tables(df: pd.DataFrame, runs_dir: Path) -> dict[str, pd.DataFrame]:
-    """Tables for `dvc plots`, per (task, T, clip) with one column per model (median over seeds; the columns are
-    always rnn, lstm, nfg_lstm so that dvc.yaml can name them): learning/<task>-T<T>-<clip>.csv, validation loss /
-    baseline vs step; bptt/<task>-T<T>-<clip>.csv, the last test probe's ‖∂ℓ/∂h_t‖ / ‖∂ℓ/∂h_{T-1}‖ vs t."""
-    tables: dict[str, pd.DataFrame] = {}
-    for (task, T, clip), g in df[df.status != "missing"].groupby(["task", "seq_len", "clip"], sort=False):
-        learn: dict[str, list[pd.Series]] = {m: [] for m in MODELS}
-        grad: dict[str, list[pd.Series]] = {m: [] for m in MODELS}
-        for _, r in g.iterrows():
-            v = val_curve(runs_dir / r["run"])
-            if v is not None:
-                learn[r["model"]].append(v)
-            bptt = RunFolder.of(runs_dir, r["run"]).analysis.bptt
-            if bptt.is_file():
-                b = read_csv(bptt)
-                sel = b[(b.quantity == "dL_dh_norm") & (b.layer == 0)].sort_values("t").set_index("t").value
-                if len(sel) and sel.iloc[-1] > 0:
-                    grad[r["model"]].append(sel / sel.iloc[-1])
-        for kind, series, x in (("learning", learn, "step"), ("bptt", grad, "t")):
-            cols = {m: pd.concat(v, axis=1).median(axis=1) if v else pd.Series(dtype=float) for m, v in series.items()}
-            if any(len(c) for c in cols.values()):
-                table = pd.DataFrame(cols).sort_index()
-                table.index.name = x
-                tables[f"{kind}/{task}-T{T}-{clip}"] = table.reset_index()
-    return tables

@@ -25,9 +25,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gradlab import cells
 from gradlab.parallel import cpu_cores, thread_env
 
-MODELS = ("rnn", "lstm", "nfg_lstm")
+MODELS = cells.CLASSIC
 
 
 @dataclass(frozen=True)

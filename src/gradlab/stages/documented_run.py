@@ -14,14 +14,14 @@ from typing import Any
 import pandas as pd
 import torch
 
-from gradlab import plots
+from gradlab import cells, plots
 from gradlab.cli import load
-from gradlab.readme_results import write_result
+from gradlab.results_record import write_result
 from gradlab.runfolder import RunFolder, atomic_write_bytes, read_json
 from gradlab.stages import analyze
 from gradlab.stages.train import run_training
 
-MODELS = ("rnn", "lstm", "nfg_lstm")
+MODELS = cells.CLASSIC
 SETUP = {"seq_len": 100, "hidden_size": 64, "batch_size": 64, "lr": 1e-3, "max_steps": 2000, "seed": 0,
          "probe_every": 250, "probe_batch": 32, "probe_dtype": "float64"}
 
@@ -48,7 +48,7 @@ def figures_of(run: RunFolder, model: str) -> dict[str, Any]:
     h = last_probe(run.analysis.bptt, "dL_dh_norm")
     out = {"test_loss": m["test_loss"], "solved": m["solved"], "h_ratio": float(h.iloc[0] / h.iloc[-1]),
            "decay_rate": a["bptt_decay_rate"], "decay_rate_predicted": a["bptt_decay_rate_predicted"]}
-    if model == "rnn":
+    if "bptt_decay_rate_bound" in a:  # an elementwise cell (the tanh RNN): its bound and horizons
         from gradlab.probes import horizon
 
         training = pd.read_csv(run.bptt)
@@ -87,7 +87,7 @@ def run(work: Path, results_dir: Path, figures_dir: Path) -> dict[str, Any]:
     tables = {f"{m} (step {SETUP['max_steps']})": pd.read_csv(run.analysis.bptt) for m, run in runs.items()}
     title = f"adding T={SETUP['seq_len']}: per-step gradient norms after training, test data"
     plots.compare_final_probes(tables, title, figures_dir / "bptt_adding_T100.png")
-    heatmap = runs["rnn"].figures / "bptt_heatmap_dL_dh_norm_l0.png"
+    heatmap = runs[MODELS[0]].figures / "bptt_heatmap_dL_dh_norm_l0.png"
     atomic_write_bytes(figures_dir / "bptt_heatmap_rnn_T100.png", heatmap.read_bytes())
     write_result("documented_run", result, results_dir)
     return result

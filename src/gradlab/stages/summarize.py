@@ -8,9 +8,11 @@ from typing import Any
 import pandas as pd
 
 from gradlab.config import LoggerConfig
+from gradlab.curves import curve_tables
 from gradlab.grid import PaperRun, RunKey
+from gradlab.reproduction import reproduction
 from gradlab.runfolder import atomic_write_bytes
-from gradlab.summary import cells, curve_tables, dvc_metrics, headline, reproduction, summarize, write_summary
+from gradlab.summary import cells, dvc_metrics, headline, summarize, write_summary
 from gradlab.tracking import log_once
 
 
