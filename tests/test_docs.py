@@ -9,14 +9,14 @@ from enum import Enum
 
 from conftest import ROOT
 
-from gradlab import choices
+from gradlab import cells, choices
 
 README = ROOT / "README.md"
 MAX_LINES = 200
 # conf/<group>/ -> the override that picks it, where that is not `<group>=`
 GROUP_KEY = {"study": "PROFILE="}
 # the choice Enums of src/gradlab/choices.py -> the key they are the choices of
-ENUM_KEY = {"ModelName": "model=", "RecurrentInit": "model.recurrent_init=", "OptimizerName": "optim=",
+ENUM_KEY = {"RecurrentInit": "model.recurrent_init=", "OptimizerName": "optim=",
             "ClipMode": "clip=", "Accelerator": "trainer.accelerator=", "Strategy": "trainer.strategy=",
             "Precision": "trainer.precision=", "ProbeDtype": "probe.dtype=", "LoggerMode": "logger.mode=",
             "Distribution": "geometry.distributions="}
@@ -69,6 +69,7 @@ def test_every_choice_of_every_config_group_is_in_the_overrides_table():
     for name, key in ENUM_KEY.items():
         assert key in rows, f"{name}'s key `{key}` has no row in README's overrides table"
         missing += [f"{key}{m.value}" for m in getattr(choices, name) if m.value not in listed(rows[key])]
+    missing += [f"model={m}" for m in cells.names() if m not in listed(rows["model="])]  # the registry's cells
     assert not missing, f"choices missing from README's overrides table: {missing}"
 
 

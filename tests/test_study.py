@@ -18,6 +18,8 @@ import yaml
 from browser import chromium, render
 from conftest import BIN, copy_repository, copy_study, dvc, repro, study_env
 
+from gradlab import cells
+
 _env = study_env
 
 
@@ -39,7 +41,7 @@ def test_smoke_study_runs_end_to_end(study):
     md = (study / "results/summary/summary.md").read_text()
     assert md.startswith("# Study summary") and "At the longest adding T=" in md and "| rnn | none |" in md
     metrics = json.loads((study / "results/summary/metrics.json").read_text())
-    assert set(metrics["adding"]["T10"]) == {f"{m}-{c}" for m in ("rnn", "lstm", "nfg_lstm")
+    assert set(metrics["adding"]["T10"]) == {f"{m['name']}-{c}" for m in params["study"]["models"]
                                              for c in ("none", "norm1.0")}
     assert metrics["adding"]["longest"] == {"T": 10, **metrics["adding"]["T10"]}  # columns shared across T
     from gradlab.wandb_log import logged_keys
@@ -48,7 +50,8 @@ def test_smoke_study_runs_end_to_end(study):
     assert {"summary/table", "summary/adding/longest/T", "summary/adding/T10/lstm-none/solved_frac",
             "summary/adding/longest/rnn-norm1.0/h0_rel_training"} <= logged_keys(summary_run)
     learning = pd.read_csv(study / "results/summary/plots/learning/adding-T10-none.csv")
-    assert list(learning.columns) == ["step", "rnn", "lstm", "nfg_lstm"] and learning.lstm.notna().all()
+    assert list(learning.columns) == ["step", *cells.names()]  # every registered model: dvc.yaml's plots name them
+    assert learning[[m["name"] for m in params["study"]["models"]]].notna().all().all()
     bptt = pd.read_csv(study / "results/summary/plots/bptt/adding-T10-norm1.0.csv")
     assert list(bptt.t) == list(range(10)) and (bptt.rnn.iloc[-1], bptt.lstm.iloc[-1]) == (1.0, 1.0)
     assert (study / "results/geometry/reference.csv").is_file()

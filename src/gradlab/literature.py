@@ -59,6 +59,10 @@ def _get(config: Mapping[str, Any], dotted: str) -> Any:
     return value
 
 
+_URNN = ("their uRNN is complex unitary, W = D3 R2 F⁻¹ D2 Π R1 F D1 (diagonal phases, reflections, a permutation, "
+         "FFTs); gradlab's exprnn stands in for it: real orthogonal W_hh = exp(A), A skew-symmetric, with the same "
+         "modReLU (Lezcano-Casado & Martínez-Rubio 2019)")
+
 PUBLISHED: tuple[Published, ...] = (
     Published(
         "Hochreiter & Schmidhuber 1997, Exp. 4 (Table 7)",
@@ -95,17 +99,22 @@ PUBLISHED: tuple[Published, ...] = (
         True, setup={"task.name": "adding", "model.name": "lstm", "model.hidden_size": 100},
         also="budgets and optimizer: the paper's figures", paper="le15_adding"),
     Published(
-        "Arjovsky, Shah & Bengio 2016", "setup of their RNN/LSTM baselines on adding, T=100/200/400/750",
-        "adding", ("rnn", "lstm"), (100, 750), None,
+        "Le, Jaitly & Hinton 2015", "IRNN (their model) solves the adding problem at T=150-400, as the LSTM does",
+        "adding", ("irnn",), (150, 400), True,
+        setup={"task.name": "adding", "model.name": "irnn", "model.hidden_size": 100},
+        also="budgets and optimizer: the paper's figures", paper="le15_adding"),
+    Published(
+        "Arjovsky, Shah & Bengio 2016", "setup of their RNN/LSTM baselines and uRNN on adding, T=100/200/400/750",
+        "adding", ("rnn", "lstm", "exprnn"), (100, 750), None,
         setup={"task.name": "adding", "optim.name": "rmsprop", "optim.lr": 0.001, "trainer.batch_size": 20,
                "clip.mode": "value", "clip.threshold": 1.0},
-        also="hidden sizes per task and model: the paper's table", paper="arjovsky16_adding"),
+        also=f"hidden sizes per task and model: the paper's table; {_URNN}", paper="arjovsky16_adding"),
     Published(
-        "Arjovsky, Shah & Bengio 2016", "setup of their RNN/LSTM baselines on copy, T=100/200/300/500", "copy",
-        ("rnn", "lstm"), (100, 500), None,
+        "Arjovsky, Shah & Bengio 2016", "setup of their RNN/LSTM baselines and uRNN on copy, T=100/200/300/500",
+        "copy", ("rnn", "lstm", "exprnn"), (100, 500), None,
         setup={"task.name": "copy", "optim.name": "rmsprop", "optim.lr": 0.001, "trainer.batch_size": 20,
                "clip.mode": "value", "clip.threshold": 1.0},
-        also="hidden sizes per task and model: the paper's table", paper="arjovsky16_copy"),
+        also=f"hidden sizes per task and model: the paper's table; {_URNN}", paper="arjovsky16_copy"),
     Published(
         "Gers, Schmidhuber & Cummins 2000",
         "an LSTM without forget gate fails on continual input streams (its cell state grows without bound) unless "
