@@ -135,6 +135,42 @@ def test_irnn_theory_line_is_its_active_blocks_spectral_radius():
     assert predicted - result.scalars["decay_rate_mean_field"] > 0.3
 
 
+@pytest.mark.numerics
+def test_exprnn_theory_line_is_its_active_blocks_spectral_radius():
+    """The same theory line as the IRNN's (cells.base.PiecewiseLinearCell: modReLU's φ' is 0 or 1), constructed
+    exactly for exprnn: A at its init is a sum of 2x2 rotation generators, so W_hh = exp(A − Aᵀ) is block-diagonal
+    with 2x2 rotations; the modReLU bias is 0 on S (the first H/2 units, whole blocks: modReLU is then the identity
+    there) and −1e3 on the rest (|a| + b < 0: off at every step). Then W_hh[S, S] is orthogonal, the prediction
+    ln ρ = 0, and ‖∂ℓ/∂h_t‖ is constant for t ≤ T−2, while the mean field says ½ ln(|S|/H) = −0.35.
+    Reference error: per step the norm moves by a factor within [σ_min, σ_max] of the computed W_hh[S, S]
+    (δ = max|σ − 1|, matrix_exp's departure from orthogonality, measured here by svdvals, itself within 2u), and
+    each entry of the 2x2 product rounds twice (≤ 2√2·u relative); over n = T−2 steps |ratio − 1| ≤ n(δ + 6u)
+    to first order. ρ: eigenvalues of a near-orthogonal 4x4 block, off by ≤ c·m·u (m = 4), its log within
+    10·m·u + δ."""
+    torch.manual_seed(0)
+    H, T, B = 8, 100, 4
+    S = torch.arange(H) < H // 2
+    net = RecurrentNet("exprnn", raw_spec(2, T), H).double()
+    with torch.no_grad():
+        net.acts[0].bias.copy_(torch.where(S, 0.0, -1e3))
+    w_ss = net.weights(0)[1].detach()[S][:, S]
+    assert (net.weights(0)[1].detach()[~S][:, S] == 0).all()  # block-diagonal: S does not feed the rest
+    delta = (torch.linalg.svdvals(w_ss) - 1).abs().max().item() + 2 * U64
+    x = torch.randn(B, T, 2, dtype=torch.float64)
+    _, traces = net.forward_unrolled(x, record=True)
+    pre = torch.stack([v + u for v, u in zip(traces[0].v, traces[0].u, strict=True)])
+    assert (pre[:, :, S] != 0).all() and (pre[:, :, ~S].abs() < 1e3).all()  # the active set is fixed
+    y = torch.randn(B, 1, dtype=torch.float64)
+    result = bptt_probe(net, x, lambda out, tr: ((out - y) ** 2).sum(1).mean())
+    norms = result.layers[0]["dL_dh_norm"]
+    n = T - 2
+    assert abs(float(norms[0] / norms[n]) - 1) <= n * (delta + 6 * U64)
+    predicted = result.scalars["decay_rate_predicted"]
+    assert abs(predicted) <= 10 * (H // 2) * U64 + delta
+    assert abs(result.scalars["decay_rate_mean_field"] - 0.5 * math.log(0.5)) < 1e-12
+    assert predicted - result.scalars["decay_rate_mean_field"] > 0.3
+
+
 # ------------------------------------------------------------------------------------------------------ expRNN
 
 
@@ -460,3 +496,12 @@ def test_no_code_outside_the_cells_package_branches_on_a_model_name():
     found = [f"{path.relative_to(ROOT)}:{line}: {what}"
              for path in scanned for line, what in model_name_branches(path.read_text(), names)]
     assert len(names) >= 6 and not found, "\n".join(found)
+
+
+def test_no_module_in_the_package_is_over_350_lines():
+    """[shape]'s limit, which [literature] undid and [cells] restored: a module a reader can hold in view. Counted
+    as `wc -l` counts, over every .py under src/gradlab (the cells included)."""
+    sizes = {p.relative_to(ROOT): len(p.read_text().splitlines()) for p in (ROOT / "src" / "gradlab").rglob("*.py")}
+    assert len(sizes) > 30
+    over = {str(p): n for p, n in sizes.items() if n > 350}
+    assert not over, over

@@ -216,9 +216,10 @@ def markdown(df: pd.DataFrame) -> str:
     lines += ["solved: test loss below 1% of the memoryless baseline. horizon: steps back from t=T-1 until "
               "‖∂ℓ/∂h_t‖ falls below 1e-3 of its value there (T if never), on test data after training. "
               "h_0/h_T-1: ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T-1‖ there; (training): its median over the probes while training. "
-              "decay_rate: slope of ln‖∂ℓ/∂h_t‖ per step (negative: vanishing); predicted: the theory's "
-              "(rnn: mean field from W_hh and tanh'; lstm: mean ln f_t; nfg: 0). lyapunov_max: the largest "
-              "finite-time Lyapunov exponent of the trained net on the same test sequences (ln per step).", ""]
+              "decay_rate: slope of ln‖∂ℓ/∂h_t‖ per step (negative: vanishing); predicted: the theory's ("
+              + "; ".join(f"{m}: {registry.get(m).theory}" for m in table.model.unique() if m in registry.names())
+              + "). lyapunov_max: the "
+              "largest finite-time Lyapunov exponent of the trained net on the same test sequences (ln per step).", ""]
     return "\n".join(lines)
 
 

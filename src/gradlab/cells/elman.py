@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from gradlab.cells.base import ElementwiseCell
+from gradlab.cells.base import ElementwiseCell, PiecewiseLinearCell
 
 if TYPE_CHECKING:
     from gradlab.models import RecurrentNet
@@ -24,7 +24,7 @@ class TanhRNN(ElementwiseCell):
         return nn.Tanh()
 
 
-class IRNN(ElementwiseCell):
+class IRNN(PiecewiseLinearCell):
     """Le, Jaitly & Hinton 2015: ReLU units, W_hh = I and zero biases at init, so that at init the state Jacobian
     is I wherever a unit is active: the identity carries the gradient (every Lyapunov exponent 0 while all units
     are active). model.recurrent_gain scales the identity (their "np-RNN"-style variants: gain·I). The input weights
@@ -32,7 +32,6 @@ class IRNN(ElementwiseCell):
 
     name = "irnn"
     about = "IRNN (Le, Jaitly & Hinton 2015): ReLU, W_hh = I and b = 0 at init, fused nn.RNN"
-    smooth = False
     inits = ("default",)  # the identity is the init
 
     def fused(self, input_size: int, hidden_size: int, num_layers: int) -> nn.RNNBase:
@@ -41,23 +40,8 @@ class IRNN(ElementwiseCell):
     def activations(self, hidden_size: int) -> nn.Module:
         return nn.ReLU()
 
-    theory = "active block: ln ρ(W_hh[S, S]), S the units active on most steps (mean field beside it)"
-
     def kink_distance(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor) -> Tensor:
         return (v + u).abs()
-
-    def theory_scalars(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor) -> dict[str, float]:
-        """ReLU units near W_hh = I keep their activity: a unit active at one step stays active (measured on trained
-        IRNNs: every unit on the adding task active at all steps or at none). With a fixed active set S the state
-        Jacobian is D_S W_hh, whose n-step product grows as ρ(D_S W_hh)^n = ρ(W_hh[S, S])^n; the mean field, which
-        spreads the gradient over every unit, predicts a decay of ½ ln(fraction active) per step that is not there
-        (−0.61 against a measured +0.007 on one). S: the units active on more than half of the steps and sequences."""
-        scalars = super().theory_scalars(net, layer, v, u)
-        active = ((v + u) > 0).double().mean(dim=(0, 1)) > 0.5
-        w_ss = net.weights(layer)[1].detach().double()[active][:, active]
-        rho = torch.linalg.eigvals(w_ss).abs().max() if active.any() else torch.tensor(0.0, dtype=torch.float64)
-        return {**scalars, "decay_rate_mean_field": scalars["decay_rate_predicted"],
-                "decay_rate_predicted": float(rho.log())}
 
     @torch.no_grad()
     def init(self, net: RecurrentNet, recurrent_init: str, gain: float, forget_bias: float | None) -> None:

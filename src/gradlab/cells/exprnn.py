@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import orthogonal
 
-from gradlab.cells.base import ElementwiseCell
+from gradlab.cells.base import PiecewiseLinearCell
 
 if TYPE_CHECKING:
     from gradlab.models import RecurrentNet
@@ -50,10 +50,9 @@ class RNNWeights(nn.Module):
             self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.zeros(hidden_size)))
 
 
-class ExpRNN(ElementwiseCell):
+class ExpRNN(PiecewiseLinearCell):
     name = "exprnn"
     about = "expRNN (Lezcano-Casado & Martínez-Rubio 2019): W_hh = exp(A), A skew-symmetric, modReLU; step loop"
-    smooth = False
     inits = ("default",)  # Henaff's skew init of A
     fused_kernel = False
 
