@@ -19,7 +19,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:12
 color:#222;line-height:1.45}
 h1{font-size:1.5em;margin:0 0 .25em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
 table{border-collapse:collapse;font-size:13px;margin:.6em 0;max-width:100%}
-td.l{overflow-wrap:anywhere}
+td.l{overflow-wrap:anywhere}td.k{white-space:nowrap}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}td a{white-space:nowrap}
 th{background:#f3f3f3}td.l,th.l{text-align:left}tr.solved td{background:#eaf7ea}tr.diverged td{background:#fbeaea}
 th[title]{text-decoration:underline dotted;cursor:help}
@@ -54,6 +54,13 @@ def _cell(v: object) -> str:
     return html.escape(str(v))
 
 
+def _td_class(left: bool, value: object) -> str:
+    """A left-aligned cell wraps anywhere (long run names, paper setups), unless it is one short word (a model or a
+    clip tag, which would otherwise break as "nfg_lst|m" or "norm1.|0")."""
+    word = isinstance(value, str) and len(value) <= 16 and not any(ch.isspace() for ch in value)
+    return ("l k" if word else "l") if left else ""
+
+
 def html_table(df: pd.DataFrame, left: tuple[str, ...] = (), row_class=None, raw: tuple[str, ...] = (),
            titles: dict[str, str] | None = None, row_id=None, table_id: str | None = None) -> str:
     """An HTML table of df: `left` columns left-aligned, `raw` columns already HTML (links), `titles` a header's
@@ -67,7 +74,7 @@ def html_table(df: pd.DataFrame, left: tuple[str, ...] = (), row_class=None, raw
         cls = f' class="{row_class(r)}"' if row_class else ""
         rid = f' id="{row_id(r)}"' if row_id else ""
         body.append(f"<tr{rid}{cls}>" + "".join(
-            f'<td class="{"l" if c in left else ""}">{r[c] if c in raw else _cell(r[c])}</td>' for c in df.columns)
+            f'<td class="{_td_class(c in left, r[c])}">{r[c] if c in raw else _cell(r[c])}</td>' for c in df.columns)
             + "</tr>")
     tid = f' id="{table_id}"' if table_id else ""
     return (f"<table{tid}><thead><tr>{''.join(th(c) for c in df.columns)}</tr></thead>"
