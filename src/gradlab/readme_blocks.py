@@ -129,7 +129,10 @@ def render_cpu_profile(r: dict[str, Any]) -> str:
              "| steps clipped | " + " | ".join(
                  "–" if c["clip"] == "none" else f"{c['clip_fraction']:.0%}" for c in rows) + " |",
              "| ‖∂ℓ/∂h_0‖ / ‖∂ℓ/∂h_T−1‖ while training | " + " | ".join(
-                 g(c["h_0/h_T-1 (training)"]) for c in rows) + " |"]
+                 g(c["h_0/h_T-1 (training)"]) for c in rows) + " |",
+             "| λ_1, trained (ln per step) | " + " | ".join(g(c.get("lyapunov_max")) for c in rows) + " |",
+             "| decay of ‖∂ℓ/∂h_t‖: measured / predicted | " + " | ".join(
+                 f"{g(c.get('decay_rate'))} / {g(c.get('predicted'))}" for c in rows) + " |"]
     text += "\n".join(lines) + "\n"
     for T in [t for t in s["seq_lens"] if t != longest]:
         short = [c for c in r["cells"] if c["T"] == T]
