@@ -118,3 +118,17 @@ def test_the_demo_trains_probes_and_writes_its_page(tmp_path):
     for model in demo.MODELS:
         run = tmp_path / "runs" / f"adding-T10-{model}-norm1.0-s0"
         assert (run / "metrics.json").is_file() and (run / "analysis" / "bptt.csv").is_file(), model
+
+
+def test_a_one_word_cell_does_not_break_mid_word_and_a_long_one_still_wraps():
+    """At 1280 px the summary table broke "nfg_lstm" and "norm1.0" mid-word (overflow-wrap:anywhere on every left
+    cell); a short word now gets white-space:nowrap, a run name or a paper's setup still wraps anywhere."""
+    import pandas as pd
+
+    from gradlab.report_html import CSS, html_table
+
+    page = html_table(pd.DataFrame({"model": ["nfg_lstm"], "run": ["adding-T100-nfg_lstm-norm1.0-s0"],
+                                    "setup": ["two words"], "T": [100]}), left=("model", "run", "setup"))
+    assert '<td class="l k">nfg_lstm</td>' in page
+    assert '<td class="l">adding-T100-nfg_lstm-norm1.0-s0</td>' in page and '<td class="l">two words</td>' in page
+    assert '<td class="">100</td>' in page and "td.k{white-space:nowrap}" in CSS
