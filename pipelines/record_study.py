@@ -2,7 +2,8 @@
 
 CLONE is a checkout where `make repro` ran (its results/repro.json, results/summary/summary.csv and runs/); --serial
 another checkout of the same commit where `make repro JOBS=1` ran the same grid; --serial-same-threads one where
-`make repro JOBS=1 THREADS=<CLONE's threads>` ran it. Writes docs/results/<name>.json (the grid, the wall times and
+`make repro JOBS=1 THREADS=<CLONE's threads>` ran it; --other one where the same grid ran with other THREADS (the
+reproduction verdicts of both, row by row). Writes docs/results/<name>.json (the grid, the wall times and
 their ratios, whether summary.csv and every run's metrics.json are byte-identical between CLONE and each other
 checkout, the headline and the per-cell table) and rewrites the `<name>` blocks of README.md and docs/*.md from it.
 """
@@ -20,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serial", type=Path, default=None, help="the checkout where `make repro JOBS=1` ran")
     parser.add_argument("--serial-same-threads", type=Path, default=None,
                         help="the checkout where `make repro JOBS=1 THREADS=<the parallel study's>` ran")
+    parser.add_argument("--other", type=Path, default=None,
+                        help="another fresh clone where the same grid ran with other THREADS (its verdicts beside)")
     parser.add_argument("--name", default="cpu_profile", help="docs/results/<name>.json and the pages' blocks")
     args = parser.parse_args(argv)
 
@@ -27,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from gradlab.results_record import study_record, write_result
 
     try:
-        data = study_record(args.clone, args.serial, args.serial_same_threads)
+        data = study_record(args.clone, args.serial, args.serial_same_threads, args.other)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

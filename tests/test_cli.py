@@ -9,9 +9,9 @@ import pytest
 from conftest import read_json, run_cli, run_entry
 
 BAD_INPUTS = [
-    (["model=gur"], "model='gur' is not a valid choice; choose one of: exprnn, gru, irnn, lstm, nfg_lstm, rnn"),
+    (["model=gur"], "model='gur' is not a valid choice; choose one of: exprnn, gru, irnn, lstm, lstm97, nfg_lstm, rnn"),
     (["task=parity"], "task='parity' is not a valid choice; choose one of: adding, adding_continual, adding_hs97, "
-                      "addition_pascanu, copy, first_token, temporal_order"),
+                      "addition_pascanu, copy, first_token, reber_continual, temporal_order"),
     (["task.seq_len=1"], "task.seq_len=1 is out of range: must be an integer >= 2"),
     (["task.seq_len=-5"], "task.seq_len=-5 is out of range"),
     (["model.hidden_size=0"], "model.hidden_size=0 is out of range: must be an integer >= 1"),
@@ -20,7 +20,8 @@ BAD_INPUTS = [
      "clip.tag='norm1.0' does not name clip=norm clip.threshold=0.5: it must be 'norm0.5'"),
     (["clip=value", "clip.threshold=-1"], "clip.threshold=-1.0 is out of range"),
     (["clip=maybe"], "clip='maybe' is not a valid choice; choose one of: none, norm, value"),
-    (["model.hiden_size=8"], "unknown config key 'model.hiden_size'; valid keys under model: forget_bias, hidden_size"),
+    (["model.hiden_size=8"], "unknown config key 'model.hiden_size'; valid keys under model: block_size, "
+                             "forget_bias, hidden_size"),
     (["learning_rate=1"], "unknown config key 'learning_rate'"),
     (["model.hidden_size=big"], "model.hidden_size"),
     (["model.recurrent_init=xavier"], "model.recurrent_init='xavier' is not a valid choice; choose one of: default, "

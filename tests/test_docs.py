@@ -16,7 +16,7 @@ MAX_LINES = 200
 # conf/<group>/ -> the override that picks it, where that is not `<group>=`
 GROUP_KEY = {"study": "PROFILE="}
 # the choice Enums of src/gradlab/choices.py -> the key they are the choices of
-ENUM_KEY = {"RecurrentInit": "model.recurrent_init=", "OptimizerName": "optim=",
+ENUM_KEY = {"RecurrentInit": "model.recurrent_init=", "OptimizerName": "optim=", "RegulariserName": "regulariser=",
             "ClipMode": "clip=", "Accelerator": "trainer.accelerator=", "Strategy": "trainer.strategy=",
             "Precision": "trainer.precision=", "ProbeDtype": "probe.dtype=", "LoggerMode": "logger.mode=",
             "Distribution": "geometry.distributions="}

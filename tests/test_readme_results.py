@@ -126,7 +126,8 @@ def test_the_record_carries_the_reproduction_table_and_the_geometry_and_renders_
     table = rr.render_reproduction(data)
     hs97 = next(line for line in table.splitlines() if line.startswith("| Hochreiter"))
     # no paper runs in this study: the verdict is computed, not typed
-    assert hs97.endswith("| `hs97_adding` | nfg_lstm | 100-1000 |  |  |  |  | not run | not in this profile |")
+    assert hs97.endswith("| `hs97_adding` | lstm97/nfg_lstm | 100-1000 |  |  |  |  | not run |  | "
+                         "not in this profile |")
     flat = " ".join(rr._wrapped(rr.render_geometry(data)).split())
     assert ("the largest gap to theory over all distributions and dimensions is 1.0% for D·Var(cos), 1.8% for the "
             "angle sd and 1.0% for E‖x−y‖²/D") in flat

@@ -25,6 +25,11 @@ class ClipMode(StrEnum):
     value = "value"
 
 
+class RegulariserName(StrEnum):
+    none = "none"
+    pascanu = "pascanu"  # Pascanu, Mikolov & Bengio 2013's vanishing-gradient regulariser Ω (gradlab.regulariser)
+
+
 class Accelerator(StrEnum):
     auto = "auto"
     cpu = "cpu"

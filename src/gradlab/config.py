@@ -25,6 +25,7 @@ from gradlab.choices import (
     Precision,
     ProbeDtype,
     RecurrentInit,
+    RegulariserName,
     Strategy,
     choose,
 )
@@ -42,6 +43,15 @@ class ModelConfig:
     recurrent_init: RecurrentInit = RecurrentInit.default
     recurrent_gain: float = 1.0
     forget_bias: float | None = None  # cells that take it (lstm): the forget gate's bias at init (None: PyTorch's)
+    # lstm97 (Hochreiter & Schmidhuber 1997) only: cells per memory block (they share the block's input and output
+    # gates), their truncated gradient, and the input gates' initial biases (one per block); null: not set
+    block_size: int | None = None
+    truncate: bool | None = None
+    input_gate_bias: list[float] | None = None
+
+    def cell_options(self) -> dict[str, Any]:
+        """The model.* values that only some cells take (None: not set)."""
+        return {"block_size": self.block_size, "truncate": self.truncate, "input_gate_bias": self.input_gate_bias}
 
     def __post_init__(self) -> None:
         if self.hidden_size < 1:
@@ -50,7 +60,7 @@ class ModelConfig:
             raise out_of_range("model.num_layers", self.num_layers, "an integer >= 1")
         if self.recurrent_gain <= 0:
             raise out_of_range("model.recurrent_gain", self.recurrent_gain, "a number > 0")
-        cells.get(self.name).check_options(str(self.recurrent_init), self.forget_bias)
+        cells.get(self.name).check_options(str(self.recurrent_init), self.forget_bias, **self.cell_options())
 
 
 @dataclass
@@ -88,6 +98,20 @@ class ClipConfig:
         if self.tag != tag:  # DVC passes study.clips' tag: the folder it expects must be the folder the run writes
             raise ConfigError(f"clip.tag={self.tag!r} does not name clip={self.mode} clip.threshold={self.threshold}: "
                               f"it must be {tag!r} (the run folder's clip part)")
+
+
+@dataclass
+class RegulariserConfig:
+    """Pascanu, Mikolov & Bengio 2013's vanishing-gradient regulariser (gradlab.regulariser): the training loss is
+    E + alpha·Ω, computed on the unrolled twin; train/loss stays E and train/omega records Ω."""
+
+    name: RegulariserName = RegulariserName.none
+    alpha: float = 2.0  # their RNN.py default; with name=pascanu, 0 records Ω without training on it
+
+    def __post_init__(self) -> None:
+        self.name = choose(RegulariserName, "regulariser.name", self.name)  # also when built outside Hydra
+        if not 0 <= self.alpha < float("inf"):  # NaN too
+            raise out_of_range("regulariser.alpha", self.alpha, "a finite number >= 0")
 
 
 @dataclass
@@ -193,6 +217,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
+    regulariser: RegulariserConfig = field(default_factory=RegulariserConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)

@@ -9,6 +9,7 @@ pass gives dL/dh_t, dL/dc_t and the per-step weight-gradient contributions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,12 +37,14 @@ class RecurrentNet(nn.Module):
     """A batch-first recurrent network of one registered cell kind with a linear head on the last or every step."""
 
     def __init__(self, kind: str, spec: TaskSpec, hidden_size: int, num_layers: int = 1,
-                 recurrent_init: str = "default", recurrent_gain: float = 1.0, forget_bias: float | None = None):
+                 recurrent_init: str = "default", recurrent_gain: float = 1.0, forget_bias: float | None = None,
+                 **options: Any):
         super().__init__()
         self.cell = cells.get(kind)
-        self.cell.check_options(str(recurrent_init), forget_bias)
+        self.options = {k: v for k, v in options.items() if v is not None}  # the cell's own model.* values
+        self.cell.check_options(str(recurrent_init), forget_bias, **self.options)
         self.kind, self.spec, self.hidden_size, self.num_layers = self.cell.name, spec, hidden_size, num_layers
-        self.rnn: nn.RNNBase = self.cell.fused(spec.input_size, hidden_size, num_layers)
+        self.rnn: nn.RNNBase = self.cell.fused(spec.input_size, hidden_size, num_layers, **self.options)
         if isinstance(self.cell, ElementwiseCell):  # φ per layer, a module (modReLU has a learnt bias)
             self.acts = nn.ModuleList(self.cell.activations(hidden_size) for _ in range(num_layers))
         self.head = nn.Linear(hidden_size, spec.output_size)
@@ -73,7 +76,8 @@ class RecurrentNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(B, T) tokens or (B, T, input_size) floats -> predictions, on the fused kernel where the cell has one."""
         if not self.cell.fused_kernel:
-            return self.forward_unrolled(x)[0]
+            h_seq = self.cell.sequence(self, self.encode(x))
+            return self.forward_unrolled(x)[0] if h_seq is None else self.readout(h_seq)
         h_seq, _ = self.rnn(self.encode(x))
         return self.readout(h_seq)
 
@@ -114,4 +118,4 @@ class RecurrentNet(nn.Module):
 def build_model(model: ModelConfig, spec: TaskSpec) -> RecurrentNet:
     """A RecurrentNet from the `model` config group."""
     return RecurrentNet(model.name, spec, model.hidden_size, model.num_layers, model.recurrent_init,
-                        model.recurrent_gain, model.forget_bias)
+                        model.recurrent_gain, model.forget_bias, **model.cell_options())

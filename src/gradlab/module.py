@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -11,9 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gradlab.choices import ClipMode, OptimizerName
+from gradlab.choices import ClipMode, OptimizerName, RegulariserName
 from gradlab.config import OptimConfig, TrainConfig, as_dict
 from gradlab.models import build_model
+from gradlab.regulariser import pascanu_omega
 
 OPTIMIZERS: dict[OptimizerName, Callable[[Iterable[Tensor], OptimConfig], torch.optim.Optimizer]] = {
     OptimizerName.adam: lambda params, o: torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay),
@@ -40,14 +42,15 @@ class RecurrentModule(pl.LightningModule):
         self.solved_at_step: int | None = None
         self.clip_count = 0
         self.max_norm_preclip = 0.0
+        self.stream_errors: deque[float] = deque(maxlen=(self.spec.stream_rule or (1, 0.0))[0])
         self.step_metrics: dict[str, Tensor | float] = {}  # this step's train/*, grad/* (on_train_batch_end)
 
     # ------------------------------------------------------------------------------------------ loss
 
     def loss_and_accuracy(self, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
         """MSE for regression (over the steps that have a target: NaN marks none), with the fraction of predictions
-        within the task's tolerance where it has one; cross-entropy averaged over samples (and steps, for the copy
-        task)."""
+        within the task's tolerance where it has one; BCE for multilabel targets, with the fraction of steps whose
+        every unit is right; cross-entropy averaged over samples (and steps, for the copy task)."""
         if self.spec.kind == "regression":
             y = y.to(out.dtype)
             if self.spec.per_step:
@@ -56,6 +59,11 @@ class RecurrentModule(pl.LightningModule):
             loss = F.mse_loss(out, y)
             tol = self.spec.tolerance
             return loss, None if tol is None else ((out - y).abs() < tol).to(out.dtype).mean()
+        if self.spec.kind == "multilabel":  # a 0/1 target per unit (the legal next symbols, gradlab.reber): BCE on
+            # the logits, mean over units and steps; a step is right when every unit is on the right side of 0.5
+            y = y.to(out.dtype)
+            right = ((out > 0) == (y > 0.5)).all(-1)
+            return F.binary_cross_entropy_with_logits(out, y), right.to(out.dtype).mean()
         if self.spec.per_step:
             out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1)
         return F.cross_entropy(out, y), (out.argmax(-1) == y).to(out.dtype).mean()
@@ -78,14 +86,33 @@ class RecurrentModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
-        loss, acc = self.loss_and_accuracy(self.model(x), y)
+        regularised = self.cfg.regulariser.name == RegulariserName.pascanu  # E + alpha·Ω, on the unrolled twin
+        out, traces = self.model.forward_unrolled(x, record=True) if regularised else (self.model(x), None)
+        loss, acc = self.loss_and_accuracy(out, y)
+        if self.spec.stream_rule is not None:
+            self.stream_rule((out.detach() - y).abs().flatten().tolist())
         if not torch.isfinite(loss):  # logged as it is; configure_gradient_clipping then skips the step
             self.diverge("non-finite loss")
         loss_ = loss.detach()
         self.step_metrics = {"train/loss": loss_, "train/loss_rel_baseline": loss_ / self.spec.baseline_loss}
         if acc is not None:
             self.step_metrics["train/acc"] = acc
+        if traces is not None:  # train/loss stays the task's E
+            omega = pascanu_omega(self.model, traces, loss)
+            self.step_metrics["train/omega"] = omega.detach()
+            return loss + self.cfg.regulariser.alpha * omega
         return loss
+
+    def stream_rule(self, errors: list[float]) -> None:
+        """The task's rule on the training stream (TaskSpec.stream_rule): solved at this step when each of the last
+        `window` sequences was within the tolerance and their mean |error| is below `mean`."""
+        window, mean = self.spec.stream_rule
+        self.stream_errors.extend(errors)
+        if self.solved_at_step is None and len(self.stream_errors) == window:
+            if max(self.stream_errors) < self.spec.tolerance and sum(self.stream_errors) < mean * window:
+                self.solved_at_step = self.global_step + 1  # the steps taken, this one included
+                if self.cfg.trainer.stop_when_solved:
+                    self.trainer.should_stop = True
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """The step's train/* and grad/* go to the loggers as one row, at the step and with the epoch that
@@ -177,7 +204,7 @@ class RecurrentModule(pl.LightningModule):
         metrics = self.trainer.callback_metrics
         val_loss = float(metrics["val/loss"])
         solved = self.spec.solved(val_loss, float(metrics["val/acc"]) if "val/acc" in metrics else None)
-        if self.solved_at_step is None and solved:
+        if self.solved_at_step is None and solved and self.spec.stream_rule is None:
             self.solved_at_step = self.global_step
             if self.cfg.trainer.stop_when_solved:
                 self.trainer.should_stop = True
@@ -190,10 +217,12 @@ class RecurrentModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["gradlab_state"] = {k: getattr(self, k) for k in _RUN_STATE}
+        checkpoint["gradlab_state"]["stream_errors"] = list(self.stream_errors)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         for k, v in checkpoint.get("gradlab_state", {}).items():
-            setattr(self, k, v)
+            setattr(self, k, deque(v, maxlen=self.stream_errors.maxlen) if k == "stream_errors" else v)
 
 
-_RUN_STATE = ("status", "diverged_at_step", "diverged_reason", "solved_at_step", "clip_count", "max_norm_preclip")
+_RUN_STATE = ("status", "diverged_at_step", "diverged_reason", "solved_at_step", "clip_count", "max_norm_preclip",
+              "stream_errors")

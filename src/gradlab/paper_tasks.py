@@ -32,7 +32,12 @@ class AddingHS97Task(Task):
 
     name: str = "adding_hs97"
     tolerance: float = 0.04
-    solved_accuracy: float = 0.999  # their stop: the last 2000 training sequences all correct; their test: 1/2560 wrong
+    solved_accuracy: float = 0.999  # on the test split (their test: 1 of 2560 sequences wrong at T=100)
+    # their stop, on the training stream: the last stop_window sequences all correct and their average error below
+    # stop_mean_error (we read "average training error" as the mean |error| of those sequences: the squared error
+    # is below 0.04² = 0.0016 whenever all are correct, so only the absolute error makes the 0.01 bind)
+    stop_window: int = 2000
+    stop_mean_error: float = 0.01
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -42,6 +47,10 @@ class AddingHS97Task(Task):
             raise out_of_range("task.tolerance", self.tolerance, "a number in (0, 1)")
         if not 0 < self.solved_accuracy <= 1:
             raise out_of_range("task.solved_accuracy", self.solved_accuracy, "a number in (0, 1]")
+        if self.stop_window < 1:
+            raise out_of_range("task.stop_window", self.stop_window, "an integer >= 1")
+        if not 0 < self.stop_mean_error:
+            raise out_of_range("task.stop_mean_error", self.stop_mean_error, "a number > 0")
 
     def spec(self) -> TaskSpec:
         # the memoryless guess is the mean, 0.5. X1 is 0 when the first pair is marked (probability 1/10), else
@@ -49,7 +58,7 @@ class AddingHS97Task(Task):
         a = 4 * self.tolerance
         return TaskSpec(self.name, self.seq_len, self.seq_len + self.seq_len // 10, 2, 1, "regression", False, False,
                         (0.9 / 3 + 1 / 3) / 16, 0.9 * (a - a * a / 4) + 0.1 * a, self.tolerance,
-                        self.solved_accuracy)
+                        self.solved_accuracy, (self.stop_window, self.stop_mean_error))
 
     def generate(self, seed: int, n: int) -> tuple[Tensor, Tensor]:
         return generate_adding_hs97(seed, self.seq_len, n)
@@ -146,6 +155,8 @@ class ContinualAddingTask(Task):
 
 TASKS.update({cls.name: cls for cls in (AddingHS97Task, AdditionPascanuTask, TemporalOrderTask, ContinualAddingTask)})
 
+# Gers et al. 2000's continual embedded Reber grammar (reber_continual) registers itself in its own module
+from gradlab import reber  # noqa: E402, F401
 
 # ------------------------------------------------------------------------------------------------ generators
 

@@ -152,8 +152,8 @@ def render_reproduction(r: dict[str, Any]) -> str:
 
     table = reproduction_markdown(pd.DataFrame(rows).fillna(""), [k for k in REPRODUCTION_KEYS if k != "seeds"])
     return (f"From the same recorded study ({machine_line(r['machine'])}; `results/summary/reproduction.md`), one row "
-            "per published claim; the verdict is computed from the runs (reproduced: most seeds' outcome is the "
-            "paper's):\n\n" + table)
+            "per published claim; the verdict is computed from the runs (recorded before verdicts had a margin: "
+            "reproduced when most seeds' outcome is the paper's):\n\n" + table)
 
 
 def render_lyapunov(r: dict[str, Any]) -> str:
@@ -205,3 +205,46 @@ def render_geometry(r: dict[str, Any]) -> str:
             "RC·√D = "
             + ", ".join(f"{value('cube', D, 'relative_contrast_times_sqrtD'):.3g}" for D in big)
             + f" at D = {', '.join(map(str, big))}.\n")
+
+
+def render_papers(r: dict[str, Any]) -> str:
+    """The papers-cpu profile's reproduction table: each row run, its verdict from two fresh clones with different
+    thread counts (other rounding), the seeds in the band, the time a seed; then each seed's value against the band,
+    and the setups left to a GPU with their estimated time here."""
+    rows = [x for x in r.get("reproduction", []) if x.get("seeds")]
+    if not rows:
+        return "The recorded study ran no paper setup.\n"
+    this, other = r["parallel"], r.get("other", {}).get("repro")
+    agree = sum(bool(x.get("verdicts agree")) for x in rows)
+
+    def minutes(rep: dict[str, Any]) -> str:
+        return f"{rep['wall_s'] / 60:.1f} min (JOBS={rep['jobs']}, THREADS={rep['threads']})"
+
+    text = (f"Recorded from fresh clones of `{r.get('commit', '?')}` on {machine_line(r['machine'])}: `make repro "
+            f"PROFILE={r['setup']['profile']}` took {minutes(this)}"
+            + (f" and {minutes(other)}; the verdicts agree in {agree} of {len(rows)} rows" if other else "")
+            + " (`docs/results/papers_cpu.json`). Verdicts with a margin (`gradlab/margin.py`): every seed clearly "
+            "on one side of the paper's line, else inconclusive.\n\n")
+    head = ["published", "model", "T", "seeds", "solved", "sequences to solve", "theirs", "verdict"]
+    head += [f"THREADS={other['threads']}"] if other else []
+    head += ["in the band", "seconds a seed", "ours differs"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for x in rows:
+        t = x.get("seconds per seed")
+        cells = [x["source"], x["model"], str(x["T"]), str(x["seeds"]), x["solved"], x["sequences to solve"] or "–",
+                 x["theirs"] or "–", x["verdict"]]
+        cells += [f"{x.get('other verdict')}" + (f" ({x['other in the band']})" if x.get("other in the band") else "")
+                  ] if other else []
+        cells += [x["in the band"] or "–", f"{t['median']:.0f} [{t['min']:.0f}-{t['max']:.0f}]" if t else "–",
+                  x["ours differs"]]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    text += "\n".join(lines) + "\n\nEach seed against its row's band:\n\n"
+    text += "".join(f"- {x['source']}, {x['model']} T={x['T']}: {x['band']}. {x['seed values']}.\n" for x in rows)
+    est = [e for e in r.get("estimates", [])]
+    if est:
+        text += ("\nLeft to a GPU (`make repro PROFILE=paper`), with the time a seed would take here: its budget at "
+                 "the time a step took above, scaled by T: "
+                 + "; ".join(f"{e['name']} {e['model']} T={e['T']}: "
+                             + (f"{e['max_steps']:,} steps, ~{e['seconds'] / 3600:.1f} h" if e["seconds"] else
+                                "not estimated (no CPU run of that setup)") for e in est) + ".\n")
+    return text

@@ -21,6 +21,7 @@ from gradlab.readme_blocks import (
     render_documented_run,
     render_geometry,
     render_lyapunov,
+    render_papers,
     render_repro_time,
     render_reproduction,
     render_study_runner,
@@ -42,7 +43,8 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"documented_run": rende
                                                           "cpu_profile_682ae68/runner": render_study_runner,
                                                           "cpu_profile/reproduction": render_reproduction,
                                                           "cpu_profile/lyapunov": render_lyapunov,
-                                                          "cpu_profile/geometry": render_geometry}
+                                                          "cpu_profile/geometry": render_geometry,
+                                                          "papers_cpu/reproduction": render_papers}
 WIDTH = 120  # the pages' line length
 
 

@@ -26,6 +26,7 @@ from gradlab.module import RecurrentModule
 from gradlab.probes import BPTTProbe, write_probe_outputs
 from gradlab.resume import GracefulStop, Resume, continue_csv, csv_until, resume_from
 from gradlab.runfolder import RunFolder, atomic_write_bytes, write_json
+from gradlab.stream import write_stream
 from gradlab.subnormals import flush_state
 from gradlab.tasks import empirical_baseline
 from gradlab.tracking import finish_loggers, log_bptt_to_wandb, make_loggers, wandb_run_dir
@@ -106,6 +107,8 @@ class RunRecorder(pl.Callback):
                             for k in ("decay_rate", "horizon", "decay_rate_predicted")})
             df, figures = write_probe_outputs(self.folder, self.probe.rows, self.cfg.run_name)
             log_bptt_to_wandb(trainer.loggers, df, figures)
+        if module.spec.continual:  # the test streams position by position: stream.csv, stream_* in metrics.json
+            metrics.update(write_stream(self.folder.stream, module.model, *self.dm.splits["test"].tensors))
         write_json(self.folder.metrics, metrics)
         write_json(self.folder.run_info, self.run_info(trainer, module))
         wandb_dir = wandb_run_dir(trainer.loggers)

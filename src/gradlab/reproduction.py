@@ -20,11 +20,13 @@ def paper_row(runs_dir: Path, run: PaperRun) -> dict[str, Any]:
     folder = RunFolder.of(runs_dir, run.name)
     config = yaml.safe_load(folder.config.read_text()) if folder.config.is_file() else None
     m = read_json(folder.metrics) or {}
+    trainer = (config or {}).get("trainer", {})
     return {"paper": run.paper, "model": run.model, "T": run.seq_len, "seed": run.seed, "run": run.name,
             "status": m.get("status", "missing"), "solved": bool(m.get("solved", False)),
             "solved_at_step": m.get("solved_at_step"), "steps": m.get("steps"),
-            "batch_size": (config or {}).get("trainer", {}).get("batch_size"),
-            "loss_rel_baseline": m.get("test_loss_rel_baseline"), "test_acc": m.get("test_acc"), "config": config}
+            "batch_size": trainer.get("batch_size"), "max_steps": trainer.get("max_steps"),
+            "loss_rel_baseline": m.get("test_loss_rel_baseline"), "test_acc": m.get("test_acc"),
+            "stream_error_rate": m.get("stream_error_rate"), "config": config}
 
 
 def reproduction(papers: list[PaperRun], runs_dir: Path) -> pd.DataFrame:
@@ -33,7 +35,7 @@ def reproduction(papers: list[PaperRun], runs_dir: Path) -> pd.DataFrame:
 
 
 REPRODUCTION_KEYS = ["source", "setup", "model", "T", "seeds", "solved", "sequences to solve", "theirs",
-                     "loss/baseline", "verdict", "ours differs"]
+                     "loss/baseline", "verdict", "in the band", "ours differs"]
 
 
 def reproduction_markdown(table: pd.DataFrame, keys: list[str] = REPRODUCTION_KEYS) -> str:

@@ -74,12 +74,65 @@ def _same_files(a: Path, b: Path, pattern: str) -> tuple[int, list[str]]:
     return len(files), differ + [str(p.relative_to(b)) for p in b.glob(pattern) if not (a / p.relative_to(b)).exists()]
 
 
-def study_record(clone: Path, serial: Path | None = None, serial_same_threads: Path | None = None) -> dict[str, Any]:
+def reproduction_record(clone: Path) -> list[dict[str, Any]] | None:
+    """results/summary/reproduction.csv of a finished study, each row with its runs' wall time per seed and time per
+    optimizer step (from runs/<run>/run_info.json and metrics.json: what the process measured, kept out of the
+    table itself so that it stays the same on every machine)."""
+    import statistics
+
+    import pandas as pd
+
+    path = clone / "results" / "summary" / "reproduction.csv"
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path, keep_default_na=False)
+    rows = json.loads(table.drop(columns=["their setup"], errors="ignore").to_json(orient="records"))
+    for row in rows:
+        seconds, per_step = [], []
+        for run in str(row.pop("runs", "")).split():
+            info, metrics = (clone / "runs" / run / f for f in ("run_info.json", "metrics.json"))
+            if info.is_file() and metrics.is_file():
+                wall, steps = json.loads(info.read_text())["wall_time_s"], json.loads(metrics.read_text())["steps"]
+                seconds.append(wall)
+                per_step.append(wall / steps if steps else None)
+        if seconds:
+            row["seconds per seed"] = {"median": statistics.median(seconds), "min": min(seconds),
+                                       "max": max(seconds)}
+            row["ms per step"] = 1000 * statistics.median([x for x in per_step if x] or [0.0])
+    return rows
+
+
+def cpu_estimates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each setup of the GPU-sized paper profile (conf/study/paper.yaml) that this study did not run: its budget
+    (conf/paper/<name>.yaml's trainer.max_steps) times the time a step took in this study's run of the same setup at
+    another T, scaled by the length (a step's cost is linear in T): the estimated time a seed on this machine. None
+    where this study ran no step of that setup."""
+    import yaml
+
+    conf = ROOT / "conf"
+    ran = {(r["setup"], r["model"]): (int(r["T"]), r["ms per step"]) for r in rows if r.get("ms per step")}
+    done = {(r["setup"], r["model"], str(r["T"])) for r in rows if r.get("seeds")}
+    out = []
+    for setup in yaml.safe_load((conf / "study" / "paper.yaml").read_text())["papers"]["setups"]:
+        key = f"conf/paper/{setup['name']}.yaml"
+        if (key, setup["model"], str(setup["T"])) in done:
+            continue
+        steps = yaml.safe_load((conf / "paper" / f"{setup['name']}.yaml").read_text())["trainer"]["max_steps"]
+        basis = ran.get((key, setup["model"]))
+        out.append({**setup, "max_steps": steps, "basis_T": basis[0] if basis else None,
+                    "seconds": steps * basis[1] / 1000 * setup["T"] / basis[0] if basis else None})
+    return out
+
+
+def study_record(clone: Path, serial: Path | None = None, serial_same_threads: Path | None = None,
+                 other: Path | None = None) -> dict[str, Any]:
     """A finished study for README (pipelines/record_study.py): the grid, the wall time, the headline and the
     per-cell table of `clone`; with `serial` (a checkout of the same grid where `make repro JOBS=1` ran) the wall
     time ratio and whether summary.csv and every run's metrics.json are byte-identical between the two; with
     `serial_same_threads` (`make repro JOBS=1 THREADS=<clone's threads>`) the same comparison at equal threads per
-    run, which is what bitwise equality needs (a run's floating-point sums depend on its thread count)."""
+    run, which is what bitwise equality needs (a run's floating-point sums depend on its thread count); with `other`
+    (the same grid from another fresh clone, e.g. other THREADS: other rounding, as another CPU) its reproduction
+    table beside this one and whether each row's verdict is the same in both."""
     import subprocess
 
     import pandas as pd
@@ -103,11 +156,23 @@ def study_record(clone: Path, serial: Path | None = None, serial_same_threads: P
     if geometry.is_file():
         data["geometry"] = json.loads(pd.read_csv(geometry).to_json(orient="records"))
         data["setup"]["geometry"] = p.get("geometry")
-    repro = clone / "results" / "summary" / "reproduction.csv"
-    if repro.is_file():
-        table = pd.read_csv(repro, keep_default_na=False).drop(columns=["runs", "their setup"], errors="ignore")
-        data["reproduction"] = json.loads(table.to_json(orient="records"))
+    rows = reproduction_record(clone)
+    if rows is not None:
+        data["reproduction"] = rows
         data["setup"]["papers"] = p.get("papers")
+    if rows:
+        data["estimates"] = cpu_estimates(rows)
+    if other is not None:
+        oth = _finished_study(other)
+        if oth["params"] != p:
+            raise ValueError(f"{other}/params.yaml is not {clone}/params.yaml: not the same grid")
+        theirs = {(r["source"], r["claim"], r["model"], str(r["T"])): r for r in reproduction_record(other) or []}
+        data["other"] = {"repro": oth["repro"], "reproduction": list(theirs.values())}
+        for row in data.get("reproduction", []):
+            twin = theirs.get((row["source"], row["claim"], row["model"], str(row["T"])), {})
+            row["other verdict"] = twin.get("verdict")
+            row["other in the band"] = twin.get("in the band")
+            row["verdicts agree"] = twin.get("verdict") == row["verdict"]
     for key, other in (("serial", serial), ("serial_same_threads", serial_same_threads)):
         if other is None:
             continue

@@ -95,12 +95,14 @@ class RunFolder(Probed):
     config = property(lambda self: self.path / "config.yaml")
     metrics_csv = property(lambda self: self.path / "metrics.csv")
     run_info = property(lambda self: self.path / "run_info.json")
+    stream = property(lambda self: self.path / "stream.csv")  # a continual task's test streams (gradlab.stream)
     last_ckpt = property(lambda self: self.path / "last.ckpt")
     final_ckpt = property(lambda self: self.path / "model.ckpt")
     analysis = property(lambda self: Probed(self.path / "analysis"))
 
     # the files a fresh start removes (the wandb runs stay: they are history)
-    OUTPUTS = ("last.ckpt", "model.ckpt", "metrics.json", "metrics.csv", "bptt.csv", "run_info.json", "hparams.yaml")
+    OUTPUTS = ("last.ckpt", "model.ckpt", "metrics.json", "metrics.csv", "bptt.csv", "run_info.json", "hparams.yaml",
+               "stream.csv")
     DVC_OUTS = ("model.ckpt", "config.yaml", "wandb", "bptt.csv", "figures", "metrics.json", "metrics.csv")
 
     def status(self) -> str:

@@ -31,8 +31,8 @@ class TaskSpec:
     seq_len: int  # T, the dependency length the config names
     total_len: int  # length of the input sequence actually fed to the model
     input_size: int  # features per step (tokens are one-hot encoded to this many)
-    output_size: int  # regression: 1; classification: number of classes
-    kind: str  # "regression" | "classification"
+    output_size: int  # regression: 1; classification: number of classes; multilabel: number of units
+    kind: str  # "regression" | "classification" | "multilabel" (a 0/1 target per unit: BCE; gradlab.reber)
     per_step: bool  # copy: a prediction at every step; otherwise only at the last step
     tokens: bool  # inputs are integer tokens (one-hot encoded by the model) rather than floats
     baseline_loss: float  # loss of the best memoryless guess (docs/theory.md)
@@ -43,6 +43,12 @@ class TaskSpec:
     # what "solved" means: accuracy >= solved_accuracy where the paper says so; None: loss below 1% of the
     # memoryless baseline (docs/theory.md)
     solved_accuracy: float | None = None
+    # a rule on the training stream instead of validation (Hochreiter & Schmidhuber 1997's stop): (window, mean):
+    # solved when each of the last `window` training sequences is correct and their mean |error| is below `mean`
+    stream_rule: tuple[int, float] | None = None
+    # a continual stream (gradlab.reber): the test split's sequences are streams never reset; the run writes the
+    # errors, loss and ‖c_t‖ against stream position (gradlab.stream: runs/<run>/stream.csv)
+    continual: bool = False
 
     def solved(self, loss: float, acc: float | None) -> bool:
         if self.solved_accuracy is not None:
@@ -211,6 +217,13 @@ def empirical_baseline(spec: TaskSpec, y_train: Tensor, y_eval: Tensor) -> float
 
     if spec.kind == "regression":  # NaN: no target at that step (the continual stream)
         return float(((y_eval - y_train.nanmean()) ** 2).nanmean())
+    if spec.kind == "multilabel":  # each unit's frequency of being on; BCE, mean over units and steps
+        def freq(y: Tensor) -> Tensor:  # per unit, without a float copy of y
+            y = y.reshape(-1, spec.output_size)
+            return y.sum(0).double() / len(y)
+
+        p, q = freq(y_train).clamp(1e-12, 1 - 1e-12), freq(y_eval)
+        return float(-(q * p.log() + (1 - q) * (1 - p).log()).mean())
     n_classes = spec.output_size
     if spec.per_step:  # one class distribution per position
         counts = torch.stack([torch.bincount(col, minlength=n_classes) for col in y_train.T]).double() + 1e-12

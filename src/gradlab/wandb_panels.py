@@ -87,7 +87,8 @@ def _config_get(config: Mapping[str, Any], path: str) -> Any:
 
 
 PROBED: Condition = (("probe.enabled", (True,)),)  # the BPTT probe during training (probe.enabled=true)
-CLASSIFICATION: Condition = (("task.name", tuple(n for n, t in TASKS.items() if t().spec().kind == "classification")),)
+CLASSIFICATION: Condition = (("task.name", tuple(n for n, t in TASKS.items()
+                                                 if t().spec().kind in ("classification", "multilabel"))),)
 GEOMETRY_SETS = ("hidden_across_samples", "hidden_across_time", "grad_h_across_time", "dW_hh_across_time")
 # The geometry stage's figures as logged images (its line series are under geometry/line/).
 GEOMETRY_FIGURES = ("angle_histograms", "angle_sd_vs_D", "relative_contrast_vs_D", "distances_vs_D",

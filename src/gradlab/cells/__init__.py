@@ -9,6 +9,7 @@ from gradlab.cells.base import Cell, ElementwiseCell, sparse_spectral_
 from gradlab.cells.elman import IRNN, TanhRNN
 from gradlab.cells.exprnn import ExpRNN
 from gradlab.cells.gated import GRU, LSTM, NFG_FORGET_BIAS, NoForgetGateLSTM
+from gradlab.cells.lstm97 import LSTM97
 from gradlab.errors import ConfigError
 
 CELLS: dict[str, Cell] = {}
@@ -49,7 +50,7 @@ def elementwise() -> tuple[str, ...]:
     return tuple(n for n, c in CELLS.items() if isinstance(c, ElementwiseCell))
 
 
-for _cell in (TanhRNN(), LSTM(), NoForgetGateLSTM(), GRU(), IRNN(), ExpRNN()):
+for _cell in (TanhRNN(), LSTM(), NoForgetGateLSTM(), GRU(), IRNN(), ExpRNN(), LSTM97()):
     register(_cell)
 
 __all__ = ["CELLS", "CLASSIC", "Cell", "ElementwiseCell", "NFG_FORGET_BIAS", "elementwise", "get", "names",

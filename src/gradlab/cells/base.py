@@ -14,7 +14,7 @@ for every cell, also where a gate multiplies u_t (the GRU's reset gate).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -40,19 +40,19 @@ class Cell:
     fused_kernel: ClassVar[bool] = True  # False: training runs `step` in a loop (no fused kernel computes it)
     smooth: ClassVar[bool] = True  # False: the step has kinks (ReLU, modReLU); `kink_distance` says where
 
-    def fused(self, input_size: int, hidden_size: int, num_layers: int) -> nn.RNNBase:
+    def fused(self, input_size: int, hidden_size: int, num_layers: int, **options: Any) -> nn.RNNBase:
         """The module that holds the weights (weight_ih_l<k>, weight_hh_l<k>, bias_ih_l<k>, bias_hh_l<k>) and, when
-        `fused_kernel`, computes the whole sequence in one call."""
+        `fused_kernel`, computes the whole sequence in one call. `options`: the cell's own model.* values."""
         raise NotImplementedError
 
-    def check_options(self, recurrent_init: str, forget_bias: float | None) -> None:
+    def check_options(self, recurrent_init: str, forget_bias: float | None, **options: Any) -> None:
         """ConfigError for a model.* value this cell does not take, naming the cells that do."""
-        if forget_bias is not None and "forget_bias" not in self.options:
-            from gradlab.cells import CELLS
+        for key, value in ({"forget_bias": forget_bias} | options).items():
+            if value is not None and key not in self.options:
+                from gradlab.cells import CELLS
 
-            takers = [n for n, c in CELLS.items() if "forget_bias" in c.options]
-            raise ConfigError(f"model.forget_bias={forget_bias!r} applies only to model={'|'.join(takers)}, "
-                              f"not {self.name}")
+                takers = [n for n, c in CELLS.items() if key in c.options]
+                raise ConfigError(f"model.{key}={value!r} applies only to model={'|'.join(takers)}, not {self.name}")
         if recurrent_init not in self.inits:
             raise ConfigError(f"model.recurrent_init={recurrent_init!r} does not apply to model={self.name}; "
                               f"choose from {', '.join(self.inits)}")
@@ -71,6 +71,11 @@ class Cell:
 
     def constrain(self, net: RecurrentNet) -> None:
         """After init and inside every optimizer step: restore what the cell holds fixed (default: nothing)."""
+
+    def sequence(self, net: RecurrentNet, inp: Tensor) -> Tensor | None:
+        """A faster way than the step loop to compute the last layer's h of every step ((B, T, H)) with the
+        training gradient, for a cell without a fused kernel; None: the step loop (RecurrentNet.forward_unrolled)."""
+        return None
 
     def step(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor, state: State) -> State:
         """One time step from v = W_ih x + b_ih and u = W_hh h_{t-1} + b_hh ((..., G·H), any leading shape) and the

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -17,7 +17,7 @@ class TanhRNN(ElementwiseCell):
     name = "rnn"
     about = "Elman RNN, h_t = tanh(W_ih x_t + W_hh h_{t-1} + b), fused nn.RNN"
 
-    def fused(self, input_size: int, hidden_size: int, num_layers: int) -> nn.RNNBase:
+    def fused(self, input_size: int, hidden_size: int, num_layers: int, **options: Any) -> nn.RNNBase:
         return nn.RNN(input_size, hidden_size, num_layers, nonlinearity="tanh", batch_first=True)
 
     def activations(self, hidden_size: int) -> nn.Module:
@@ -34,7 +34,7 @@ class IRNN(PiecewiseLinearCell):
     about = "IRNN (Le, Jaitly & Hinton 2015): ReLU, W_hh = I and b = 0 at init, fused nn.RNN"
     inits = ("default",)  # the identity is the init
 
-    def fused(self, input_size: int, hidden_size: int, num_layers: int) -> nn.RNNBase:
+    def fused(self, input_size: int, hidden_size: int, num_layers: int, **options: Any) -> nn.RNNBase:
         return nn.RNN(input_size, hidden_size, num_layers, nonlinearity="relu", batch_first=True)
 
     def activations(self, hidden_size: int) -> nn.Module:

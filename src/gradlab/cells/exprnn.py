@@ -13,7 +13,7 @@ normal for ReLU, b_ih = b_hh = 0, modReLU's b ~ U(−0.01, 0.01).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -40,14 +40,15 @@ class RNNWeights(nn.Module):
     """nn.RNN's parameters under nn.RNN's names, without its kernel: nn.RNN would keep the computed exp(A) in its
     flat-weights list (a non-leaf tensor, which breaks deepcopy and `.double()`)."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, rows: int | None = None):
         super().__init__()
+        rows = hidden_size if rows is None else rows  # lstm97: two gates a block, an input a cell
         for layer in range(num_layers):
             fan_in = input_size if layer == 0 else hidden_size
-            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(hidden_size, fan_in)))
-            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(hidden_size, hidden_size)))
-            self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.zeros(hidden_size)))
-            self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.zeros(hidden_size)))
+            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(rows, fan_in)))
+            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(rows, hidden_size)))
+            self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.zeros(rows)))
+            self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.zeros(rows)))
 
 
 class ExpRNN(PiecewiseLinearCell):
@@ -56,7 +57,7 @@ class ExpRNN(PiecewiseLinearCell):
     inits = ("default",)  # Henaff's skew init of A
     fused_kernel = False
 
-    def fused(self, input_size: int, hidden_size: int, num_layers: int) -> nn.Module:
+    def fused(self, input_size: int, hidden_size: int, num_layers: int, **options: Any) -> nn.Module:
         rnn = RNNWeights(input_size, hidden_size, num_layers)
         for layer in range(num_layers):
             orthogonal(rnn, f"weight_hh_l{layer}", orthogonal_map="matrix_exp", use_trivialization=False)

@@ -9,7 +9,7 @@ exponent. The NFG's f_t == 1 makes it exactly 0.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -30,7 +30,7 @@ class LSTM(Cell):
     gates = 4
     options = frozenset({"forget_bias"})
 
-    def fused(self, input_size: int, hidden_size: int, num_layers: int) -> nn.RNNBase:
+    def fused(self, input_size: int, hidden_size: int, num_layers: int, **options: Any) -> nn.RNNBase:
         return nn.LSTM(input_size, hidden_size, num_layers, batch_first=True)
 
     @torch.no_grad()
@@ -90,7 +90,7 @@ class GRU(Cell):
     theory = "slowest direct path: max_j mean_t ln z_t[j]"
     gates = 3
 
-    def fused(self, input_size: int, hidden_size: int, num_layers: int) -> nn.RNNBase:
+    def fused(self, input_size: int, hidden_size: int, num_layers: int, **options: Any) -> nn.RNNBase:
         return nn.GRU(input_size, hidden_size, num_layers, batch_first=True)
 
     def step(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor, state: State) -> State:

@@ -36,6 +36,7 @@ from gradlab.report_figures import (  # noqa: E402
     training_heatmaps,
 )
 from gradlab.report_html import figs, fold, html_table, write_page  # noqa: E402
+from gradlab.report_stream import stream_section  # noqa: E402
 from gradlab.report_tables import SUMMARY_TITLES, pub_anchor, pub_of, published_results, summary_table  # noqa: E402
 from gradlab.runfolder import RunFolder  # noqa: E402
 from gradlab.summary import headline, headline_line, headline_task, read_csv  # noqa: E402
@@ -192,9 +193,11 @@ def literature_section(df: pd.DataFrame, repro: pd.DataFrame | None, runs_dir: P
     if repro is None or repro.empty:
         return "".join(parts + ['<p class="note">No reproduction table (results/summary/reproduction.csv).</p>'])
     parts.append('<p class="note">One row per published claim and (model, T) run in the paper\'s own setup '
-                 "(conf/paper/), over seeds; the verdict follows from the numbers: reproduced when most seeds' "
-                 "outcome is the paper's. <b>ours differs</b> lists every setup key where our run departs from the "
-                 "paper, and what gradlab has no key for.</p>")
+                 "(conf/paper/), over seeds; the verdict follows from the numbers with a margin: reproduced (or "
+                 "not) only when every seed lies clearly on one side of the paper's line (<b>band</b>: a factor 2 "
+                 "either side), else inconclusive, naming the seeds <b>in the band</b>; <b>seed values</b> gives "
+                 "each. <b>ours differs</b> lists every setup key where our run departs from the paper, and what "
+                 "gradlab has no key for.</p>")
     shown = repro.assign(published=[pub_of(str(s), str(c)) for s, c in zip(repro.source, repro.claim, strict=True)])
     ran = shown[shown.seeds.fillna(0).astype(int) > 0]
     keep = ["published"] + [c for c in shown.columns if c not in ("published", "source", "claim", "their setup",
@@ -230,6 +233,9 @@ def literature_section(df: pd.DataFrame, repro: pd.DataFrame | None, runs_dir: P
                      + ", ".join(f"{m}: ‖c_t‖ = {v:.3g}" for m, v in growth.items())
                      + " (the last training probe of the lowest seed).</p>")
         parts.append(figs([(path, "the continual stream: ‖c_t‖ and ‖∂ℓ/∂c_t‖, last training probe")], wide=True))
+    # the test streams, never reset: errors and ‖c_t‖ against position (the runs' stream.csv; gradlab.report_stream)
+    parts.append(stream_section({str(r["model"]): str(r["runs"]).split() for _, r in stream.iterrows()}, runs_dir,
+                                figdir))
     return "".join(parts)
 
 

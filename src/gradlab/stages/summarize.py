@@ -47,7 +47,8 @@ def run(runs: list[RunKey], runs_dir: Path, out: Path, mode: str = "offline",
     missing = df[df.status == "missing"].run.tolist()
     print(headline(df))
     for _, r in repro[repro.verdict != "not run"].iterrows():
-        print(f"{r['source']} ({r['model']}, T={r['T']}): {r['verdict']}, solved {r['solved']}")
+        print(f"{r['source']} ({r['model']}, T={r['T']}): {r['verdict']}, solved {r['solved']}"
+              + (f" ({r['in the band']} in the band)" if r["in the band"] else ""))
     print(f"summary:     {files['md']} ({len(df)} runs; {len(missing)} missing"
           + (f": {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}" if missing else "") + ")")
     if where:
