@@ -133,3 +133,45 @@ def test_the_record_carries_the_reproduction_table_and_the_geometry_and_renders_
             "angle sd and 1.0% for E‖x−y‖²/D") in flat
     assert "angle sd is 51°, 5.7° at D = 2, 100 (exact 51.96°, 5.758°)" in flat
     assert "Monte Carlo 0.0198 ± 0.0001" in flat and "RC·√D = 3 at D = 100." in flat
+
+
+def test_a_papers_record_sets_two_clones_verdicts_side_by_side_with_each_rows_time(tmp_path):
+    """record_study --other: each reproduction row gets the other clone's verdict and whether it agrees, its time a
+    seed from the runs' run_info.json, and the setups left to a GPU an estimated time; the block renders them."""
+    from gradlab.grid import PaperRun
+    from gradlab.reproduction import reproduction
+
+    params = {"profile": "papers-cpu", "study": {"tasks": ["adding"], "seq_lens": [10], "seeds": [0],
+                                                "models": [{"name": "lstm", "hidden_size": 4}],
+                                                "clips": [{"mode": "none", "threshold": "null", "tag": "none"}]},
+              "train": {"max_steps": 20, "batch_size": 8, "lr": 0.01}}
+    papers = [PaperRun("le15_adding", 150, "irnn", s) for s in range(5)]
+    for clone, threads, finished, losses in (("a", 1, "2026-12-06T04:00:00Z", [0.001] * 5),
+                                             ("b", 2, "2026-12-06T04:10:00Z", [0.001, 0.001, 0.012, 0.001, 0.001])):
+        root = tmp_path / clone
+        _finished_study(root, params, 1200.0, 1, {}, threads=threads)
+        record = json.loads((root / "results" / "repro.json").read_text())
+        (root / "results" / "repro.json").write_text(json.dumps(record | {"finished": finished}))
+        for run, loss in zip(papers, losses, strict=True):
+            folder = root / "runs" / run.name
+            folder.mkdir(parents=True)
+            (folder / "config.yaml").write_text(json.dumps(
+                {"task": {"name": "adding", "seq_len": 150}, "model": {"name": "irnn"},
+                 "trainer": {"batch_size": 64, "max_steps": 5000}}))
+            (folder / "metrics.json").write_text(json.dumps(
+                {"status": "completed", "solved": True, "solved_at_step": 3000, "steps": 3000,
+                 "test_loss_rel_baseline": loss}))
+            (folder / "run_info.json").write_text(json.dumps({"wall_time_s": 60.0 + run.seed}))
+        table = reproduction(papers, root / "runs")
+        (root / "results" / "summary" / "reproduction.csv").write_text(table.to_csv(index=False))
+    data = {**rr.study_record(tmp_path / "a", other=tmp_path / "b"), "machine": rr.machine()}
+    row = next(r for r in data["reproduction"] if r["model"] == "irnn" and r["seeds"])
+    assert (row["verdict"], row["other verdict"], row["other in the band"]) == ("reproduced", "inconclusive", "s2")
+    assert row["verdicts agree"] is False and row["seconds per seed"] == {"median": 62.0, "min": 60.0, "max": 64.0}
+    assert row["ms per step"] == pytest.approx(1000 * 62.0 / 3000)
+    le200 = next(e for e in data["estimates"] if e["name"] == "le15_adding" and e["T"] == 200 and e["model"] == "irnn")
+    assert le200["seconds"] == pytest.approx(le200["max_steps"] * 62.0 / 3000 * 200 / 150)
+    text = " ".join(rr._wrapped(rr.render_papers(data)).split())
+    assert "took 20.0 min (JOBS=1, THREADS=1) and 20.0 min (JOBS=1, THREADS=2); the verdicts agree in 0 of 1 rows" \
+           " (the two ran at the same time on the same cores" in text
+    assert "| irnn | 150 | 5 | 5/5 |" in text and "| reproduced | inconclusive (s2) | – | 62 [60-64] |" in text

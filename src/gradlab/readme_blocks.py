@@ -207,6 +207,18 @@ def render_geometry(r: dict[str, Any]) -> str:
             + f" at D = {', '.join(map(str, big))}.\n")
 
 
+def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two recorded reproductions (results/repro.json) ran at the same time."""
+    from datetime import datetime
+
+    def span(x: dict[str, Any]) -> tuple[float, float]:
+        end = datetime.strptime(x["finished"], "%Y-%m-%dT%H:%M:%SZ").timestamp()
+        return end - x["wall_s"], end
+
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return a0 < b1 and b0 < a1
+
+
 def render_papers(r: dict[str, Any]) -> str:
     """The papers-cpu profile's reproduction table: each row run, its verdict from two fresh clones with different
     thread counts (other rounding), the seeds in the band, the time a seed; then each seed's value against the band,
@@ -223,9 +235,12 @@ def render_papers(r: dict[str, Any]) -> str:
     text = (f"Recorded from fresh clones of `{r.get('commit', '?')}` on {machine_line(r['machine'])}: `make repro "
             f"PROFILE={r['setup']['profile']}` took {minutes(this)}"
             + (f" and {minutes(other)}; the verdicts agree in {agree} of {len(rows)} rows" if other else "")
-            + " (`docs/results/papers_cpu.json`). Verdicts with a margin (`gradlab/margin.py`): every seed clearly "
-            "on one side of the paper's line, else inconclusive.\n\n")
-    head = ["published", "model", "T", "seeds", "solved", "sequences to solve", "theirs", "verdict"]
+            + (" (the two ran at the same time on the same cores: each time includes the other's load)"
+               if other and _overlap(this, other) else "")
+            + " (`docs/results/papers_cpu.json`). Verdicts with a margin (`src/gradlab/margin.py`): every seed "
+            "clearly on one side of the paper's line, else inconclusive.\n\n")
+    head = ["published", "model", "T", "seeds", "solved", "sequences to solve", "theirs",
+            f"verdict, THREADS={this['threads']}"]
     head += [f"THREADS={other['threads']}"] if other else []
     head += ["in the band", "seconds a seed", "ours differs"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
