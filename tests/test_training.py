@@ -210,17 +210,19 @@ def test_nfg_forget_gate_is_exactly_one_in_a_sigterm_checkpoint(tmp_path):
 def test_a_paper_setup_trains_and_records_itself(train, paper):
     """paper=<setup> sets the groups and sizes of conf/paper/<setup>.yaml (shrunk here by the smoke profile, which
     comes after it; model= on the command line still picks the model); the run records which setup it followed."""
-    short = ("task.test_len=300",) if paper == "gers00_continual" else ()  # its test streams: 300 symbols
-    metrics, run_dir = train(f"paper={paper}", *SMOKE, "task.seq_len=30", "model=lstm", "trainer.max_steps=4",
+    short = {"gers00_continual": ("task.test_len=300",),  # its test streams: 300 symbols
+             "hs97_adding": ("model.hidden_size=4",)}.get(paper, ())  # their 2 blocks (the smoke profile sets 16)
+    model = "lstm97" if paper == "hs97_adding" else "lstm"  # the setup's lstm97 options name their cell
+    metrics, run_dir = train(f"paper={paper}", *SMOKE, "task.seq_len=30", f"model={model}", "trainer.max_steps=4",
                              "trainer.val_every_n_steps=2", *short)
     import yaml
 
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["paper_name"] == paper and config["trainer"]["stop_when_solved"] is True
-    expected = {"hs97_adding": ("adding_hs97", "adam", 64), "gers00_continual": ("reber_continual", "adam", 16),
+    expected = {"hs97_adding": ("adding_hs97", "sgd", 1), "gers00_continual": ("reber_continual", "adam", 16),
                 "pascanu13_temporal": ("temporal_order", "sgd", 32), "arjovsky16_copy": ("copy", "rmsprop", 32)}
     task, optim, _ = expected[paper]
-    assert config["task"]["name"] == task and config["optim"]["name"] == optim and config["model"]["name"] == "lstm"
+    assert config["task"]["name"] == task and config["optim"]["name"] == optim and config["model"]["name"] == model
     assert metrics["status"] == "completed"
 
 

@@ -140,7 +140,8 @@ PUBLISHED: tuple[Published, ...] = (
         "with forget gates the LSTM learns to reset itself on the same stream: 18% of runs perfect (62% with a "
         "decaying learning rate); judged here by their 'good' (over 1000 successive symbols right on average), read "
         "as a test error rate of at most 1 in 1000 symbols", None, ("lstm",), (1, 10**9), True,
-        setup=_GERS_SETUP, also=_GERS_ALSO, paper="gers00_continual", line=1e-3),
+        setup=_GERS_SETUP, also=_GERS_ALSO + "; their 'good': over 1000 successive symbols right on average",
+        paper="gers00_continual", line=1e-3),
     Published(
         "Greff et al. 2017", "no forget gate (NFG) is clearly worse on TIMIT, IAM and JSB (5400 runs)", None,
         ("nfg_lstm",), (1, 10**9), False, also="speech, handwriting and music data, not synthetic tasks"),

@@ -207,6 +207,10 @@ def render_geometry(r: dict[str, Any]) -> str:
             + f" at D = {', '.join(map(str, big))}.\n")
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
 def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two recorded reproductions (results/repro.json) ran at the same time."""
     from datetime import datetime
@@ -260,6 +264,6 @@ def render_papers(r: dict[str, Any]) -> str:
         text += ("\nLeft to a GPU (`make repro PROFILE=paper`), with the time a seed would take here: its budget at "
                  "the time a step took above, scaled by T: "
                  + "; ".join(f"{e['name']} {e['model']} T={e['T']}: "
-                             + (f"{e['max_steps']:,} steps, ~{e['seconds'] / 3600:.1f} h" if e["seconds"] else
+                             + (f"{e['max_steps']:,} steps, ~{_duration(e['seconds'])}" if e["seconds"] else
                                 "not estimated (no CPU run of that setup)") for e in est) + ".\n")
     return text
