@@ -79,3 +79,36 @@ def test_bad_lstm97_options_name_the_value():
         RecurrentNet("lstm97", task.spec(), 4, block_size=2, input_gate_bias=[-3.0])
     with pytest.raises(ConfigError, match=r"model.truncate=True applies only to model=lstm97, not lstm"):
         RecurrentNet("lstm", task.spec(), 4, truncate=True)
+
+
+def test_their_stop_rule_on_the_training_stream(tmp_path):
+    """adding_hs97's solved step (TaskSpec.stream_rule): the last `stop_window` training sequences all within the
+    tolerance AND their mean |error| below stop_mean_error; one wrong sequence in the window, or a mean at the line,
+    holds it off; it fires once, at the step that completes it, and stops training when stop_when_solved."""
+    from types import SimpleNamespace
+
+    from conftest import compose_cfg
+
+    from gradlab.module import RecurrentModule
+
+    cfg = compose_cfg(["paper=hs97_adding", "model.hidden_size=4", "task.seq_len=30", "task.stop_window=4",
+                       "task.stop_mean_error=0.01", "logger=none"], tmp_path)
+    module = RecurrentModule(cfg)
+    trainer = SimpleNamespace(global_step=0, should_stop=False)
+    module._trainer = trainer
+
+    def feed(errors: list[float]) -> None:
+        for e in errors:
+            module.stream_rule([e])
+            trainer.global_step += 1
+
+    feed([0.03] * 6)  # every one right, but their mean 0.03 is not below 0.01
+    assert module.solved_at_step is None
+    feed([0.005, 0.005, 0.05])  # one wrong (|error| >= 0.04) in the window
+    assert module.solved_at_step is None
+    feed([0.005, 0.005, 0.005])  # the wrong one is still among the last 4
+    assert module.solved_at_step is None and not trainer.should_stop
+    feed([0.005])  # now the last 4 are all right, mean 0.005
+    assert module.solved_at_step == 13 and trainer.should_stop  # 13 steps taken, this one included
+    feed([0.5] * 4)
+    assert module.solved_at_step == 13  # the first time it held

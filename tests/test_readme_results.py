@@ -174,4 +174,6 @@ def test_a_papers_record_sets_two_clones_verdicts_side_by_side_with_each_rows_ti
     text = " ".join(rr._wrapped(rr.render_papers(data)).split())
     assert "took 20.0 min (JOBS=1, THREADS=1) and 20.0 min (JOBS=1, THREADS=2); the verdicts agree in 0 of 1 rows" \
            " (the two ran at the same time on the same cores" in text
+    assert "metrics.json was byte-identical between the two in 4 of 5 paper runs (the " not in text
+    assert "byte-identical between the two in 4 of 5 paper runs (`docs" in text  # s2 differs: no setup whole
     assert "| irnn | 150 | 5 | 5/5 |" in text and "| reproduced | inconclusive (s2) | – | 62 [60-64] |" in text

@@ -207,6 +207,15 @@ def render_geometry(r: dict[str, Any]) -> str:
             + f" at D = {', '.join(map(str, big))}.\n")
 
 
+def _identical(o: dict[str, Any]) -> str:
+    """'k of n paper runs (every seed of <setups>)': the runs another thread count left bitwise unchanged."""
+    runs, differ = o["paper_runs"], set(o["metrics_json_differ"])
+    setup = lambda run: run.rsplit("-s", 1)[0].removeprefix("paper-")  # noqa: E731
+    whole = sorted({setup(r) for r in runs} - {setup(r) for r in differ})
+    return (f"{len(runs) - len(differ)} of {len(runs)} paper runs"
+            + (f" (every seed of {', '.join(whole)})" if whole else ""))
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
@@ -241,6 +250,8 @@ def render_papers(r: dict[str, Any]) -> str:
             + (f" and {minutes(other)}; the verdicts agree in {agree} of {len(rows)} rows" if other else "")
             + (" (the two ran at the same time on the same cores: each time includes the other's load)"
                if other and _overlap(this, other) else "")
+            + (f"; each run's metrics.json was byte-identical between the two in {_identical(r['other'])}"
+               if other and "paper_runs" in r["other"] else "")
             + " (`docs/results/papers_cpu.json`). Verdicts with a margin (`src/gradlab/margin.py`): every seed "
             "clearly on one side of the paper's line, else inconclusive.\n\n")
     head = ["published", "model", "T", "seeds", "solved", "sequences to solve", "theirs",

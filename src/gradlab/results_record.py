@@ -167,7 +167,10 @@ def study_record(clone: Path, serial: Path | None = None, serial_same_threads: P
         if oth["params"] != p:
             raise ValueError(f"{other}/params.yaml is not {clone}/params.yaml: not the same grid")
         theirs = {(r["source"], r["claim"], r["model"], str(r["T"])): r for r in reproduction_record(other) or []}
-        data["other"] = {"repro": oth["repro"], "reproduction": list(theirs.values())}
+        n, differ = _same_files(clone / "runs", other / "runs", "paper-*/metrics.json")
+        runs = sorted(p.parent.name for p in (clone / "runs").glob("paper-*/metrics.json"))
+        data["other"] = {"repro": oth["repro"], "reproduction": list(theirs.values()), "paper_runs": runs,
+                         "metrics_json_differ": [d.split("/")[0] for d in differ]}
         for row in data.get("reproduction", []):
             twin = theirs.get((row["source"], row["claim"], row["model"], str(row["T"])), {})
             row["other verdict"] = twin.get("verdict")

@@ -194,17 +194,20 @@ def literature_section(df: pd.DataFrame, repro: pd.DataFrame | None, runs_dir: P
         return "".join(parts + ['<p class="note">No reproduction table (results/summary/reproduction.csv).</p>'])
     parts.append('<p class="note">One row per published claim and (model, T) run in the paper\'s own setup '
                  "(conf/paper/), over seeds; the verdict follows from the numbers with a margin: reproduced (or "
-                 "not) only when every seed lies clearly on one side of the paper's line (<b>band</b>: a factor 2 "
-                 "either side), else inconclusive, naming the seeds <b>in the band</b>; <b>seed values</b> gives "
-                 "each. <b>ours differs</b> lists every setup key where our run departs from the paper, and what "
-                 "gradlab has no key for.</p>")
+                 "not) only when every seed lies clearly on one side of the paper's line (a factor 2 either side), "
+                 "else inconclusive, naming the seeds <b>in the band</b>. Under the table: each row's band, every "
+                 "seed's value, and every way our setup departs from the paper's.</p>")
     shown = repro.assign(published=[pub_of(str(s), str(c)) for s, c in zip(repro.source, repro.claim, strict=True)])
     ran = shown[shown.seeds.fillna(0).astype(int) > 0]
-    keep = ["published"] + [c for c in shown.columns if c not in ("published", "source", "claim", "their setup",
-                                                                  "runs")]
+    keep = [c for c in ("published", "model", "T", "seeds", "solved", "sequences to solve", "theirs", "verdict",
+                        "in the band") if c in shown.columns]
     if len(ran):
-        parts.append(html_table(ran[keep], left=("published", "setup", "model", "ours differs", "verdict"),
-                            raw=("published",)))
+        parts.append(html_table(ran[keep], left=("published", "model", "verdict"), raw=("published",)))
+        parts.append(fold("Each row's band, seed values and setup differences", "<ul>" + "".join(
+            f"<li>{r['published']} {html.escape(str(r['model']))} T={r['T']}: {html.escape(str(r.get('band', '')))}. "
+            f"{html.escape(str(r.get('seed values', '')))}. <b>Ours differs</b>: "
+            f"{html.escape(str(r['ours differs']))} (<code>{html.escape(str(r['setup']))}</code>).</li>"
+            for _, r in ran.iterrows()) + "</ul>"))
     rest = shown[shown.seeds.fillna(0).astype(int) == 0]
     if len(rest):
         parts.append('<p class="note">Not run here: ' + "; ".join(
