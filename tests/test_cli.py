@@ -156,19 +156,46 @@ def test_compare_without_a_probe_table_is_one_line_and_writes_nothing(tmp_path):
                        tmp_path, {})
 
 
-def test_bf16_lstm_trains_where_the_cpu_has_the_kernel_and_is_refused_where_not(tmp_path):
-    """Which of the two happens depends on the CPU (oneDNN's bfloat16 LSTM needs AVX-512 BF16 or AMX); both are
-    checked: a refusal is one line before any work, a run completes."""
+BF16_REFUSAL = ("trainer.precision='bf16-mixed' with model=lstm on this CPU: its oneDNN has no bfloat16 kernel for it "
+                "(that needs AVX-512 BF16 or AMX); use trainer.precision=32-true, or a GPU")
+
+
+def test_bf16_on_a_cpu_without_the_kernel_is_refused_in_one_line(tmp_path, monkeypatch):
+    """The refusal on every CPU: the kernel probe answers "no" as it does on a CPU without AVX-512 BF16 or AMX
+    (an AMD EPYC here), whatever this one has."""
+    from gradlab import machine
+
+    monkeypatch.setattr(machine, "cpu_runs_bf16", lambda model: False)
+    assert_clean_error(run_entry("train.py", *TRAIN_SMALL, "trainer.precision=bf16-mixed", cwd=tmp_path),
+                       BF16_REFUSAL, tmp_path, {})
+
+
+def test_bf16_runs_on_every_cpu_with_a_model_atens_kernels_run(tmp_path):
+    """The bf16 run on every CPU: the tanh RNN's fused module is ATen's, which takes bfloat16 anywhere (the real
+    probe says so here, and the run completes)."""
+    from gradlab import machine
+
+    assert machine.cpu_runs_bf16("rnn")
+    result = run_entry("train.py", *TRAIN_SMALL, "model=rnn", "trainer.precision=bf16-mixed", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert read_json(tmp_path / "runs" / "first_token-T10-rnn-none-s0" / "metrics.json")["status"] == "completed"
+
+
+def test_bf16_lstm_as_this_cpu_answers(tmp_path):
+    """The real CPU asked: oneDNN's bfloat16 LSTM runs (AVX-512 BF16 or AMX: the run completes) or not (the
+    refusal, before any work); which one happened is checked against the probe's answer."""
     import torch
+
+    from gradlab import machine
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU takes bf16-mixed runs; this is about CPUs")
     result = run_entry("train.py", *TRAIN_SMALL, "trainer.precision=bf16-mixed", cwd=tmp_path)
-    if result.returncode == 0:
+    if machine.cpu_runs_bf16("lstm"):
+        assert result.returncode == 0, result.stderr
         assert read_json(tmp_path / "runs" / "first_token-T10-lstm-none-s0" / "metrics.json")["status"] == "completed"
     else:
-        assert_clean_error(result, "trainer.precision='bf16-mixed' with an LSTM on this CPU: its oneDNN has no "
-                                   "bfloat16 LSTM kernel", tmp_path, {})
+        assert_clean_error(result, BF16_REFUSAL, tmp_path, {})
 
 
 def test_experiment_command_writes_run_folder_and_wandb_offline_run(tmp_path):
@@ -188,8 +215,10 @@ def test_every_bad_input_is_in_the_docs_table():
     from conftest import ROOT
 
     table = (ROOT / "docs" / "bad-inputs.md").read_text()
-    for args, _ in BAD_INPUTS:
+    for args, message in BAD_INPUTS:
         assert f"`{' '.join(args)}`" in table, args
+        assert message in table, message  # what the user sees, as the tests hold it
+    assert BF16_REFUSAL in table
     import re
 
     cited = re.findall(r"`(test_\w+\.py)::(test_\w+)`", table)
