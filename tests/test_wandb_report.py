@@ -128,11 +128,76 @@ def test_reader_stops_at_a_torn_end_and_refuses_a_corrupt_record(study, tmp_path
         list(wlog.read_records(ROOT / "pyproject.toml"))
 
 
+def with_header(log: Path, to: Path, min_consumer: bytes) -> Path:
+    """A copy of a .wandb log whose header record names another min_consumer of the same length (its checksum
+    recomputed: the record is well formed, only its format version is one the reader has not seen)."""
+    import struct
+    import zlib
+
+    data = bytearray(log.read_bytes())
+    crc, length, kind = struct.unpack("<IHB", data[7:14])
+    payload = bytes(data[14:14 + length])
+    assert kind == 1 and payload.count(b"0.70.0") == 1 and len(min_consumer) == 6
+    payload = payload.replace(b"0.70.0", min_consumer)
+    data[7:14 + length] = struct.pack("<IHB", zlib.crc32(payload, zlib.crc32(b"\x01")), length, kind) + payload
+    to.write_bytes(bytes(data))
+    return to
+
+
+def test_reader_refuses_a_log_format_it_does_not_know(study, tmp_path):
+    """The header's version_info names the format; one the reader does not know is refused in one line naming the
+    version, not misread. The logs this wandb writes are the known one."""
+    (folder,) = [f for kind, f in online.find_offline_runs(study) if kind == "geometry"]
+    (log,) = folder.glob("run-*.wandb")
+    header = next(wlog.read_records(log)).header.version_info
+    assert header.min_consumer in wlog.KNOWN_FORMATS and header.producer.startswith("0.31.")
+    same = with_header(log, tmp_path / "same.wandb", b"0.70.0")
+    assert sum(1 for _ in wlog.read_records(same)) == sum(1 for _ in wlog.read_records(log))
+    newer = with_header(log, tmp_path / "newer.wandb", b"0.99.0")
+    with pytest.raises(ValueError) as refused:
+        list(wlog.read_records(newer))
+    message = str(refused.value)
+    assert "\n" not in message and f"written by wandb {header.producer}" in message
+    assert "readers >= 0.99.0" in message and "it reads 0.70.0" in message
+
+
+def test_make_view_lists_exactly_the_runs_make_sync_uploads(smoke_study):
+    """Every wandb run `make view` shows is one `make sync` uploads, and no other: on the smoke study, whose result
+    stages (summary, geometry, cliff) log runs beside the training and analysis runs."""
+    from gradlab import view
+
+    shown = {r.source.resolve() for r in view.find_runs(smoke_study)}
+    synced = {folder.resolve() for _, folder in online.find_offline_runs(smoke_study)}
+    assert shown == synced
+    kinds = {kind for kind, _ in online.find_offline_runs(smoke_study)}
+    assert kinds == {"train", "analysis", "summary", "geometry", "cliff"}, kinds
+
+
+def test_the_credential_check_is_wandbs_public_login(no_login, monkeypatch):
+    """wandb.login(prompt=False, verify=False), in a child: a key in the environment counts, a malformed one is named
+    as unusable, and a wandb whose login fails otherwise (an interface gradlab does not know) is not mistaken for a
+    bad key."""
+    assert online.find_credentials(CLOSED) == (None, None)
+    monkeypatch.setenv("WANDB_API_KEY", "a" * 40)
+    monkeypatch.setenv("WANDB_MODE", "offline")  # offline mode would make wandb.login find nothing: the child unsets it
+    assert online.find_credentials(CLOSED) == ("WANDB_API_KEY", None)
+    monkeypatch.setenv("WANDB_API_KEY", "short")
+    found, error = online.find_credentials(CLOSED)
+    assert found is None and "API key must have 40+ characters" in error
+    assert "unusable: WANDB_API_KEY invalid" in online.offline_message(online.online_status(0.5), "sync")
+    monkeypatch.setattr(online, "_LOGIN", "import wandb; wandb.login(update_session=False)")
+    with pytest.raises(RuntimeError, match=r"^wandb 0\.31\.\d+'s wandb.login\(prompt=False, verify=False\) failed "
+                                           r"\(TypeError: .*update_session"):
+        online.find_credentials(CLOSED)
+    assert list(no_login.iterdir()) == []  # nothing written into HOME (no settings, no logs, no key saved)
+
+
 def test_run_kinds_from_paths(tmp_path):
     assert online.run_kind("runs/adding-T50-rnn-none-s0/wandb/offline-run-1-a") == "train"
     assert online.run_kind("runs/adding-T50-rnn-none-s0/analysis/wandb/offline-run-1-a") == "analysis"
     assert online.run_kind("results/geometry/wandb/offline-run-1-a") == "geometry"
     assert online.run_kind("results/summary/wandb/offline-run-1-a") == "summary"
+    assert online.run_kind("results/cliff/wandb/offline-run-1-a") == "cliff"  # a result stage's name is its kind
     assert online.run_kind("elsewhere/offline-run-1-a") is None
     assert online.find_offline_runs(tmp_path) == []
 
@@ -164,8 +229,14 @@ def test_offline_entry_point_says_what_to_do_and_changes_nothing(study, tmp_path
 
 def test_sync_only_offline_runs_no_sync(study, no_login, monkeypatch, capsys):
     cli = load_cli()
-    ran = []
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: ran.append(a))
+    ran, real_run = [], subprocess.run
+
+    def run(cmd, *args, **kwargs):  # the credential check's child runs; a `wandb sync` is recorded, not run
+        if "sync" in cmd:
+            return ran.append(cmd)
+        return real_run(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", run)
     before = snapshot(study)
     from gradlab.stages.wandb_report import EXIT_OFFLINE
 

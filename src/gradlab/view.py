@@ -23,11 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gradlab.errors import ConfigError, DataError
+from gradlab.wandb_online import WANDB_DIRS
 
 VIEW_DIR = Path(".view") / "wandb"
-# Where the study's wandb runs are, relative to the repository: training (one per start of a run: a resumed run has
-# several), the analysis of each run, and the result stages' runs (summary, geometry, cliff).
-SOURCES = ("runs/*/wandb", "runs/*/analysis/wandb", "results/*/wandb")
 RUN_DIR = re.compile(r"^(?:offline-)?run-(?P<ts>\d{8}_\d{6})-(?P<id>[^/]+)$")
 # leet orders charts by name and pins none; its per-directory filter is the one way to put some first. These are
 # the charts the study is read by: the losses, the gradient norm before and after clipping, the probe's measured
@@ -69,7 +67,7 @@ def _starts(wandb_dir: Path) -> list[Path]:
 def find_runs(root: Path) -> list[ViewRun]:
     """Every wandb run of the study under root, in the order leet lists them (newest first)."""
     found: list[ViewRun] = []
-    for pattern, kind in zip(SOURCES, ("train", "analysis", "stage"), strict=True):
+    for kind, pattern in WANDB_DIRS.items():  # the folders `make sync` uploads (training: one run per start)
         for wandb_dir in sorted(root.glob(pattern)):
             group = wandb_dir.parent.parent.name if kind == "analysis" else wandb_dir.parent.name
             base = f"{group}.analysis" if kind == "analysis" else group

@@ -20,13 +20,32 @@ _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 _CRC_SEED = {t: zlib.crc32(bytes((t,))) for t in (_FULL, _FIRST, _MIDDLE, _LAST)}
 
 
+# The record formats this reader knows: the `min_consumer` of the header record's version_info that the wandb versions
+# pyproject.toml pins write (wandb 0.31.0: "0.70.0"). A log that names another is refused, not misread.
+KNOWN_FORMATS = ("0.70.0",)
+
+
+def check_format(path: str | Path, record: Any) -> None:
+    """ValueError, in one line naming the version, unless the log's first record is a header whose
+    version_info.min_consumer is one this reader knows (KNOWN_FORMATS)."""
+    if record.WhichOneof("record_type") != "header" or not record.header.HasField("version_info"):
+        raise ValueError(f"{path}: its first record is not a header with version_info (a wandb older than 0.31?); "
+                         f"gradlab reads the logs of the wandb pyproject.toml pins")
+    info = record.header.version_info
+    if info.min_consumer not in KNOWN_FORMATS:
+        raise ValueError(f"{path}: written by wandb {info.producer or '(unnamed)'} in a log format for readers >= "
+                         f"{info.min_consumer}, which gradlab's reader does not know (it reads "
+                         f"{', '.join(KNOWN_FORMATS)}, as the wandb pyproject.toml pins writes: `make venv`)")
+
+
 def read_records(path: str | Path) -> Iterator[Any]:
     """The `wandb.proto` Records of a `run-*.wandb` transaction log, in order.
 
     The file is LevelDB's log format with a 7-byte W&B header (':W&B', magic 0xBEE1, version 0): 32 KiB blocks of
     records, each a crc32 (of type byte + data), a length and a type (full, or first/middle/last pieces of one
     payload); a block's tail shorter than a record header is zero padding. wandb >= 0.2x writes it from wandb-core
-    and no longer ships a Python reader (the old `wandb.sdk.internal.datastore`), so this is one. A torn last record
+    and no longer ships a Python reader (the old `wandb.sdk.internal.datastore`), so this is one; its first record,
+    the header, must name a format it knows (check_format). A torn last record
     (a run still writing, or killed) ends the scan; a bad checksum raises ValueError.
     """
     from wandb.proto import wandb_internal_pb2 as pb
@@ -35,7 +54,7 @@ def read_records(path: str | Path) -> Iterator[Any]:
     ident, magic, version = struct.unpack("<4sHB", data[:_HEADER]) if len(data) >= _HEADER else (b"", 0, 0)
     if ident != b":W&B" or magic != 0xBEE1 or version != 0:
         raise ValueError(f"{path}: not a wandb transaction log (header {data[:_HEADER]!r})")
-    pos, pending = _HEADER, None
+    pos, pending, first = _HEADER, None, True
     while True:
         left = _BLOCK - pos % _BLOCK
         if left < _HEADER:  # block trailer: padding
@@ -67,6 +86,9 @@ def read_records(path: str | Path) -> Iterator[Any]:
             payload, pending = pending + chunk, None
         record = pb.Record()
         record.ParseFromString(payload)
+        if first:
+            check_format(path, record)
+            first = False
         yield record
 
 

@@ -1,10 +1,13 @@
 """W&B online, from the study's offline runs: where they are, whether there is an API key and a server that answers
 (through the proxy wandb would use, bounded in time), and `wandb sync` over them. Reads nothing from the network but
-the reachability check; imports nothing that writes (no Lightning), so `make sync` offline changes nothing.
+the reachability check; imports nothing that writes (no Lightning), so `make sync` offline changes nothing. wandb is
+asked through its public interfaces only, each in a child process: `wandb status` (the server), `wandb.login(prompt=
+False, verify=False)` (the credentials) and `wandb sync`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -16,49 +19,46 @@ from urllib.parse import urlsplit
 
 # ---------------------------------------------------------------------------------------------- the study's runs
 
-# run kind -> where its offline runs are, relative to the repository root (the summary stage may not exist yet)
-RUN_GLOBS: dict[str, tuple[str, ...]] = {
-    "train": ("runs/*/wandb/offline-run-*",),
-    "analysis": ("runs/*/analysis/wandb/offline-run-*",),
-    "geometry": ("results/geometry/wandb/offline-run-*",),
-    "summary": ("results/summary/wandb/offline-run-*",),
-}
-RUN_KINDS = tuple(RUN_GLOBS)
+# Where the study's wandb directories are, relative to the repository root: training (one offline run per start of a
+# run), the analysis of each run, and every result stage's (summary, geometry, cliff, ...: the stage's folder name is
+# the run's kind). `make view` lists these directories' runs and `make sync` uploads them: one list for both.
+WANDB_DIRS: dict[str, str] = {"train": "runs/*/wandb", "analysis": "runs/*/analysis/wandb", "stage": "results/*/wandb"}
+# the kinds in the order messages name them (a result stage not named here comes after them)
+RUN_KINDS = ("train", "analysis", "geometry", "summary", "cliff")
+
+
+def kind_order(kind: str) -> tuple[int, str]:
+    return (RUN_KINDS.index(kind) if kind in RUN_KINDS else len(RUN_KINDS), kind)
 
 
 def find_offline_runs(root: str | Path = ".") -> list[tuple[str, Path]]:
-    """(kind, folder) of every offline wandb run of the study under root, oldest first within a kind.
+    """(kind, folder) of every offline wandb run of the study under root, by kind, oldest first within a kind.
 
     Only folders with a `run-*.wandb` log count (wandb's `latest-run` symlink is skipped).
     """
     root = Path(root)
     found: list[tuple[str, Path]] = []
-    for kind, patterns in RUN_GLOBS.items():
-        for pattern in patterns:
-            for folder in sorted(root.glob(pattern)):
-                if folder.is_dir() and not folder.is_symlink() and any(folder.glob("run-*.wandb")):
-                    found.append((kind, folder))
-    return found
+    for pattern in WANDB_DIRS.values():
+        for folder in sorted(root.glob(f"{pattern}/offline-run-*")):
+            if folder.is_dir() and not folder.is_symlink() and any(folder.glob("run-*.wandb")):
+                found.append((run_kind(folder) or "", folder))
+    return sorted(found, key=lambda kf: kind_order(kf[0]))
 
 
 def run_kind(folder: str | Path) -> str | None:
-    """The kind of an offline-run folder from where it lies (train, analysis, geometry, summary), else None."""
+    """The kind of an offline-run folder from where it lies (train, analysis, or the result stage's name: geometry,
+    summary, cliff, ...), else None."""
     parts = Path(folder).resolve().parts
     if len(parts) < 4 or parts[-2] != "wandb":
         return None
     if parts[-3] == "analysis" and len(parts) >= 6 and parts[-5] == "runs":
         return "analysis"
-    if parts[-4] == "runs":
-        return "train"
-    if parts[-4] == "results" and parts[-3] in ("geometry", "summary"):
-        return parts[-3]
+    if parts[-4] in ("runs", "results"):
+        return "train" if parts[-4] == "runs" else parts[-3]
     return None
 
 
 # ------------------------------------------------------------------------------------------------- online check
-
-DEFAULT_BASE_URL = "https://api.wandb.ai"
-
 
 @dataclass(frozen=True)
 class OnlineStatus:
@@ -74,40 +74,54 @@ class OnlineStatus:
         return self.credentials is not None and self.unreachable is None
 
 
+def _wandb(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+    """The installed wandb in a child process, quiet, with WANDB_MODE unset (offline mode makes `wandb.login` a no-op
+    that finds nothing) and without this process's wandb service: whatever wandb keeps in a process while it looks
+    (its login session) stays out of this one."""
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_MODE", "WANDB_SERVICE")} | {"WANDB_SILENT": "true"}
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
 def wandb_base_url() -> str:
-    """The server wandb would talk to: WANDB_BASE_URL, else the settings files (`wandb login --host`), else wandb's
-    default."""
+    """The server wandb would talk to: WANDB_BASE_URL, else what `wandb status` (wandb's public CLI: its resolved
+    settings as JSON, the settings files of `wandb login --host` included) says, else the installed wandb's default."""
     if url := os.environ.get("WANDB_BASE_URL"):
         return url.rstrip("/")
+    out = _wandb(["-m", "wandb", "status"]).stdout
     try:
-        from wandb.sdk import wandb_setup
+        return str(json.loads(out[out.index("{"):])["base_url"]).rstrip("/")
+    except (ValueError, KeyError, TypeError):  # no JSON: wandb's own default
+        import wandb
 
-        return str(wandb_setup.singleton().settings.base_url).rstrip("/")
-    except Exception:  # an older or broken wandb: its documented default
-        return DEFAULT_BASE_URL
+        return str(wandb.Settings().base_url).rstrip("/")
+
+
+# wandb.login (public): the lookup `wandb login` and `wandb.Api()` make (WANDB_API_KEY, WANDB_IDENTITY_TOKEN_FILE, the
+# settings files, the .netrc entry for the host), with no prompt, no verification over the network, and no key saved.
+_LOGIN = """import json, wandb
+try:
+    print(json.dumps({"found": wandb.login(prompt=False, verify=False)}))
+except (wandb.errors.AuthenticationError, wandb.errors.UsageError) as err:
+    print(json.dumps({"unusable": str(err)}))
+"""
 
 
 def find_credentials(base_url: str) -> tuple[str | None, str | None]:
-    """(where the credentials for base_url come from, or None; an error if they exist but are unusable).
-
-    Asks wandb itself (`wandb.sdk.lib.wbauth.authenticate_session` without prompt, verification or side effects:
-    the same lookup `wandb.Api()` and `wandb login` make: WANDB_API_KEY, WANDB_IDENTITY_TOKEN_FILE, the .netrc
-    entry for the host, the settings files). Reads no network and writes nothing.
-    """
+    """(where the credentials for base_url come from, or None; an error if they exist but are unusable), as
+    `wandb.login(prompt=False, verify=False)` finds them in a child process (`_wandb`). Reads no network and writes
+    nothing. A wandb whose login fails otherwise (an API gradlab does not know) is an error naming its version."""
+    done = _wandb(["-c", _LOGIN])
     try:
-        from wandb.sdk.lib import wbauth
-    except ImportError:  # an older wandb without wbauth: the environment variable and the .netrc
-        return _credentials_fallback(base_url)
-    try:
-        from wandb.sdk import wandb_setup
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        from importlib.metadata import version
 
-        settings = wandb_setup.singleton().settings
-        app_url = settings.app_url if str(settings.base_url).rstrip("/") == base_url else None
-        auth = wbauth.authenticate_session(host=wbauth.HostUrl(base_url, app_url=app_url), source="gradlab",
-                                           prompt=False, verify=False, update_session=False)
-    except Exception as err:  # a malformed key, WANDB_API_KEY and an identity token file both set, ...
-        return None, f"{type(err).__name__}: {err}"
-    if auth is None:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"wandb {version('wandb')}'s wandb.login(prompt=False, verify=False) failed ({last}); "
+                           f"gradlab is tested with the wandb range pyproject.toml pins") from None
+    if "unusable" in answer:
+        return None, answer["unusable"]
+    if not answer["found"]:
         return None, None
     if os.environ.get("WANDB_API_KEY"):
         return "WANDB_API_KEY", None
@@ -127,12 +141,6 @@ def _netrc_has(base_url: str) -> bool:
         return bool(netrc.netrc(_netrc_path()).authenticators(urlsplit(base_url).netloc))
     except (OSError, netrc.NetrcParseError):
         return False
-
-
-def _credentials_fallback(base_url: str) -> tuple[str | None, str | None]:
-    if os.environ.get("WANDB_API_KEY"):
-        return "WANDB_API_KEY", None
-    return (_netrc_path(), None) if _netrc_has(base_url) else (None, None)
 
 
 def proxy_for(base_url: str) -> str | None:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from gradlab.wandb_log import read_offline_run
-from gradlab.wandb_online import RUN_KINDS, find_offline_runs, offline_message, online_status, sync_runs, unsynced
+from gradlab.wandb_online import find_offline_runs, kind_order, offline_message, online_status, sync_runs, unsynced
 from gradlab.wandb_panels import (
     DEFAULT_DIMS,
     DEFAULT_DISTRIBUTIONS,
@@ -65,7 +65,7 @@ def upload(root: Path, project: str, entity: str | None, sync_only: bool) -> int
     if not status.online:
         print(offline_message(status, action), file=sys.stderr)
         return EXIT_OFFLINE
-    kinds = sorted({kind for kind, _ in runs}, key=RUN_KINDS.index)
+    kinds = sorted({kind for kind, _ in runs}, key=kind_order)
     where = f"{entity}/{project}" if entity else project
     print(f"syncing {len(runs)} offline runs ({', '.join(kinds)}) to {status.base_url}, project {where}", flush=True)
     rc = sync_runs([folder for _, folder in runs], project, entity)
