@@ -192,6 +192,46 @@ def _recorded(repo: Path) -> set[str]:
     return set((yaml.safe_load(lock.read_text()) or {}).get("stages", {})) if lock.is_file() else set()
 
 
+@pytest.mark.slow  # two paper runs of a few seconds each under dvc repro (~40 s): CI runs it (make test-ci-slow)
+@pytest.mark.ci
+def test_a_killed_paper_stage_resumes_under_dvc_repro(study, tmp_path):
+    """`dvc repro` of a paper stage, SIGKILLed with its whole session (a lost machine) after the run's first
+    checkpoint: the next `dvc repro` resumes it from last.ckpt (DVC removed the stage's outs before rerunning, not
+    last.ckpt, which is none of them) and it ends with an uninterrupted run's files, byte for byte, dvc status
+    clean."""
+    from test_resilience import EQUAL_FILES
+
+    work = copy_study(study, tmp_path / "study")
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["papers"]["overrides"] += " trainer.max_steps=300 trainer.val_every_n_steps=30"  # a few seconds
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (run,) = work.glob("runs/paper-*")
+    stage = "paper@setup0-0"
+    dvc(work, "repro", "--single-item", stage)  # the uninterrupted run, with these params
+    files = (*EQUAL_FILES, "stream.csv")
+    reference = {name: (run / name).read_bytes() for name in files}
+    proc = subprocess.Popen([str(BIN / "dvc"), "repro", "--force", "--single-item", stage], cwd=work, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (run / "last.ckpt").exists():
+            assert proc.poll() is None, "the stage ended before its first checkpoint"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        subprocess.run(["pkill", "-KILL", "-s", str(proc.pid)], check=False)
+        proc.wait(timeout=60)
+    finally:
+        subprocess.run(["pkill", "-KILL", "-s", str(proc.pid)], check=False)
+    assert (run / "last.ckpt").is_file() and not (run / "model.ckpt").exists()
+    again = dvc(work, "repro", "--single-item", stage)
+    assert f"Running stage '{stage}'" in again.stdout, again.stdout[-3000:]
+    step = json.loads((run / "run_info.json").read_text())["resumed_from_step"]
+    assert step >= 30, step
+    for name in files:
+        assert (run / name).read_bytes() == reference[name], name
+    assert json.loads(dvc(work, "status", "--json", stage).stdout) == {}
+
+
 @pytest.mark.slow  # three smoke studies with longer training: minutes
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_parallel_study_killed_midway_resumes_without_redoing_stages(tmp_path, sig):
