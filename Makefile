@@ -119,8 +119,8 @@ wandb-report: $(STAMP)  ## sync, then build the W&B Report and print its URL: ma
 sweep: $(STAMP)  ## Hydra multirun: make sweep ARGS="-m model=rnn,lstm,nfg_lstm task.seq_len=100,200"
 	$(RUN) pipelines/train.py
 
-screenshot: $(STAMP) browser  ## the report's first screen (1280x800, headless Chromium) -> docs/report.png (ARGS=--full-page: all)
-	$(BIN)/python tests/browser.py reports/index.html docs/report.png $(value ARGS)
+screenshot: $(STAMP) browser  ## the report's first screen (1280x800, headless Chromium) -> reports/first_screen.png (OUT=, ARGS=--full-page)
+	$(BIN)/python -m gradlab.browser reports/index.html $(or $(OUT),reports/first_screen.png) $(value ARGS)
 
 .PHONY: demo
 demo: $(STAMP)  ## the phenomenon in about a minute (2 cores): rnn, lstm, nfg_lstm on adding T=100, probed, one page -> demo/index.html

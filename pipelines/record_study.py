@@ -5,7 +5,8 @@ another checkout of the same commit where `make repro JOBS=1` ran the same grid;
 `make repro JOBS=1 THREADS=<CLONE's threads>` ran it; --other one where the same grid ran with other THREADS (the
 reproduction verdicts of both, row by row). Writes docs/results/<name>.json (the grid, the wall times and
 their ratios, whether summary.csv and every run's metrics.json are byte-identical between CLONE and each other
-checkout, the headline and the per-cell table) and rewrites the `<name>` blocks of README.md and docs/*.md from it.
+checkout, the headline and the per-cell table), rewrites the `<name>` blocks of README.md and docs/*.md from it, and
+(for cpu_profile, or --picture) takes README's picture, the first screen of CLONE's report (gradlab.picture).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -24,7 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--other", type=Path, default=None,
                         help="another fresh clone where the same grid ran with other THREADS (its verdicts beside)")
     parser.add_argument("--name", default="cpu_profile", help="docs/results/<name>.json and the pages' blocks")
+    parser.add_argument("--picture", type=Path, default=None,
+                        help="the first screen of CLONE's report -> this PNG, with the record it shows in a text "
+                             "chunk (default for --name cpu_profile: docs/report.png, README's picture)")
     args = parser.parse_args(argv)
+    picture = args.picture or (ROOT / "docs" / "report.png" if args.name == "cpu_profile" else None)
+    page = args.clone / "reports" / "index.html"
+    if picture is not None and not page.is_file():
+        print(f"error: {page} is missing: the picture is of the clone's report (make repro writes it)", file=sys.stderr)
+        return 2
 
     from gradlab.readme_results import update_pages
     from gradlab.results_record import study_record, write_result
@@ -37,6 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     path = write_result(args.name, data)
     changed = update_pages()
     print(f"wrote {path}; " + (f"updated {', '.join(changed)}" if changed else "no page changed (or no such block)"))
+    if picture is not None:
+        from gradlab import picture as pictures
+
+        try:
+            pictures.take(page, picture, pictures.picture_record(args.name, data))
+        except RuntimeError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(f"wrote {picture}: the first screen of {page}")
     for key, cmp in (("serial", "compare"), ("serial_same_threads", "compare_same_threads")):
         if key not in data:
             continue

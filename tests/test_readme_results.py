@@ -21,6 +21,17 @@ def test_readme_blocks_say_what_their_result_files_say():
             assert rr.machine_line(rr.read_result(name.split("/")[0])["machine"]) in flat
 
 
+def test_readmes_picture_is_of_the_recorded_cpu_profile():
+    """docs/report.png carries what it shows (gradlab.picture: written by pipelines/record_study.py from the clone it
+    recorded): the commit, profile, tasks, T, models and run count of docs/results/cpu_profile.json, the record of the
+    README's block. A picture taken by hand, or of another study, has another record or none."""
+    from gradlab import picture
+
+    shown = picture.read(ROOT / "docs" / "report.png")
+    assert shown is not None, "docs/report.png has no record: pipelines/record_study.py takes it"
+    assert shown == picture.picture_record("cpu_profile", rr.read_result("cpu_profile"))
+
+
 def test_a_changed_result_file_makes_the_readme_stale(tmp_path):
     page = next(p for p in rr.pages() if "documented_run" in rr.blocks(p.read_text()))
     text = page.read_text()

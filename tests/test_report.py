@@ -11,9 +11,10 @@ import re
 
 import pandas as pd
 import pytest
-from browser import VIEWPORT, chromium, render
+import yaml
 
 from gradlab import summary as study
+from gradlab.browser import VIEWPORT, chromium, render
 from gradlab.literature import PUBLISHED
 from gradlab.stages import report
 
@@ -45,6 +46,28 @@ def test_the_first_screen_holds_the_answer(smoke_study, tmp_path):
     from PIL import Image
 
     assert Image.open(shot).size == (VIEWPORT["width"], VIEWPORT["height"])  # `make screenshot`: the first screen
+
+
+@pytest.mark.skipif(chromium() is None and not os.environ.get("CI"), reason="no chromium (make browser)")
+def test_the_record_steps_picture_is_the_first_screen_and_says_what_it_shows(smoke_study, tmp_path):
+    """What pipelines/record_study.py does for README's picture, on the smoke study: the report's first screen at
+    1280x800, its record (from the study's own record) in the PNG; a second take replaces it whole."""
+    from PIL import Image
+
+    from gradlab import picture
+    from gradlab.results_record import study_record
+
+    record = picture.picture_record("smoke", study_record(smoke_study))
+    assert record["models"] == [m["name"] for m in yaml.safe_load((smoke_study / "params.yaml").read_text())
+                                ["study"]["models"]] and record["runs"] > 0
+    png = picture.take(smoke_study / "reports" / "index.html", tmp_path / "report.png", record)
+    assert picture.read(png) == record and Image.open(png).size == (VIEWPORT["width"], VIEWPORT["height"])
+    assert [p.name for p in tmp_path.iterdir()] == ["report.png"]  # no temporary left
+    broken = tmp_path / "broken.html"
+    broken.write_text('<img src="missing.png" alt="gone">')
+    with pytest.raises(RuntimeError, match="no picture taken"):
+        picture.take(broken, png, record)
+    assert picture.read(png) == record  # the picture there is kept
 
 
 def test_each_published_setup_is_on_the_page_once(smoke_study):

@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from browser import chromium, render
 from conftest import BIN, copy_repository, copy_study, dvc, repro, study_env
 
 from gradlab import cells
+from gradlab.browser import chromium, render
 
 _env = study_env
 
@@ -39,17 +39,17 @@ def test_smoke_study_runs_end_to_end(study):
     assert set(summary.status) <= {"completed", "diverged"}
     assert summary.bptt_horizon.notna().all() and summary.h_ratio_first_last.notna().all()
     md = (study / "results/summary/summary.md").read_text()
-    assert md.startswith("# Study summary") and "At the longest adding T=" in md and "| rnn | none |" in md
+    assert md.startswith("# Study summary") and "At the longest adding T=" in md and "| rnn | norm1.0 |" in md
     metrics = json.loads((study / "results/summary/metrics.json").read_text())
-    assert set(metrics["adding"]["T10"]) == {f"{m['name']}-{c}" for m in params["study"]["models"]
-                                             for c in ("none", "norm1.0")}
+    assert set(metrics["adding"]["T10"]) == {f"{m['name']}-{c['tag']}" for m in params["study"]["models"]
+                                             for c in params["study"]["clips"]}
     assert metrics["adding"]["longest"] == {"T": 10, **metrics["adding"]["T10"]}  # columns shared across T
     from gradlab.wandb_log import logged_keys
 
     summary_run = next((study / "results/summary/wandb").glob("offline-run-*"))
-    assert {"summary/table", "summary/adding/longest/T", "summary/adding/T10/lstm-none/solved_frac",
+    assert {"summary/table", "summary/adding/longest/T", "summary/adding/T10/lstm-norm1.0/solved_frac",
             "summary/adding/longest/rnn-norm1.0/h0_rel_training"} <= logged_keys(summary_run)
-    learning = pd.read_csv(study / "results/summary/plots/learning/adding-T10-none.csv")
+    learning = pd.read_csv(study / "results/summary/plots/learning/adding-T10-norm1.0.csv")
     assert list(learning.columns) == ["step", *cells.names()]  # every registered model: dvc.yaml's plots name them
     assert learning[[m["name"] for m in params["study"]["models"]]].notna().all().all()
     bptt = pd.read_csv(study / "results/summary/plots/bptt/adding-T10-norm1.0.csv")
@@ -120,7 +120,7 @@ def test_one_models_hidden_size_reruns_only_that_model(study):
         params_path.write_text(original)
     model1 = {s for s in stale if s.startswith(("train@", "analyze@"))}
     assert model1 and all("-model1-" in s for s in model1), stale  # lstm's runs, no other model's
-    assert len(model1) == 2 * 2  # train + analyze, for each of the two clip settings
+    assert len(model1) == 2 * len(params["study"]["clips"])  # train + analyze, for each clip setting
     assert stale - model1 <= {"summarize", "report"}
     # the parallel runner's plan: those stages and everything downstream of them, each after its upstream
     assert set(planned.order) == model1 | {"summarize", "report"}
@@ -272,6 +272,7 @@ def test_parallel_study_killed_midway_resumes_without_redoing_stages(tmp_path, s
                           text=True, capture_output=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:]
     runs = sorted(p.relative_to(serial) for p in serial.glob("runs/*/metrics.json"))
-    assert len(runs) == 6  # the smoke grid: 3 models x 2 clips
+    study = yaml.safe_load((serial / "params.yaml").read_text())["study"]
+    assert len(runs) == len(study["models"]) * len(study["clips"])  # the smoke grid
     for run in runs:
         assert (repo / run).read_bytes() == (serial / run).read_bytes(), run

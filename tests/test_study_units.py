@@ -165,14 +165,14 @@ def test_a_corrupt_run_record_fails_the_summary_and_writes_nothing(tmp_path, rec
     from conftest import run_entry
 
     shutil.copy(ROOT / "conf/study/smoke.yaml", tmp_path / "params.yaml")
-    path = tmp_path / "runs" / "adding-T10-lstm-none-s0" / record
+    path = tmp_path / "runs" / "adding-T10-lstm-norm1.0-s0" / record
     path.parent.mkdir(parents=True)
     (path.parent / "metrics.json").write_text('{"status": "completed"}')
     path.write_bytes(b'{"status": "compl' if record.endswith(".json") else b'step,layer\n1,"0\n')
     done = run_entry("summarize.py", "--logger-mode", "disabled", cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
-    assert done.stderr.startswith(f"error: runs/adding-T10-lstm-none-s0/{record} is corrupt (")
+    assert done.stderr.startswith(f"error: runs/adding-T10-lstm-norm1.0-s0/{record} is corrupt (")
     assert not (tmp_path / "results").exists()
 
 

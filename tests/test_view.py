@@ -117,12 +117,12 @@ def test_view_lists_every_run_and_draws_the_charts_in_a_terminal_and_writes_noth
 
 
 def test_args_narrow_the_view_to_runs_or_a_pattern(study):
-    done = _view(study, "--build-only", "adding-*-lstm-none-*", "summary")
+    done = _view(study, "--build-only", "adding-*-lstm-norm1.0-*", "summary")
     assert done.returncode == 0, done.stderr
     folder = Path(done.stdout.strip())
     assert folder == study / ".view" / "wandb"
     listed = sorted(p.name.split("-", 2)[2] for p in folder.iterdir() if p.is_dir())
-    runs = sorted({r.group for r in view.find_runs(study) if r.kind != "stage" and "-lstm-none-" in r.group})
+    runs = sorted({r.group for r in view.find_runs(study) if r.kind != "stage" and "-lstm-norm1.0-" in r.group})
     assert runs and listed == sorted([*runs, *(f"{r}.analysis" for r in runs if not r.startswith("paper-")),
                                       "summary"]), listed
     for d in folder.iterdir():  # each a leet run folder: its log and figures linked from the run, nothing copied

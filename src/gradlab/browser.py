@@ -1,8 +1,11 @@
 """Open a page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright): console errors, broken
 images, element boxes, and a screenshot of the first screen (the viewport, 1280x800) or the full page.
 
-    python tests/browser.py reports/index.html docs/report.png               # what `make screenshot` runs
-    python tests/browser.py reports/index.html full.png --full-page          # the whole page
+    python -m gradlab.browser reports/index.html shot.png                   # what `make screenshot` runs
+    python -m gradlab.browser reports/index.html full.png --full-page       # the whole page
+
+The tests read the report through it, and `pipelines/record_study.py` takes README's picture with it
+(gradlab.picture). Playwright is a dev dependency (pyproject's `dev` extra), imported only when a page is rendered.
 """
 
 from __future__ import annotations
