@@ -108,3 +108,48 @@ def test_nothing_in_the_repository_cites_files_outside_it():
         hits += [f"{name}:{n}: {line.strip()[:100]}" for n, line in enumerate(text.splitlines(), 1)
                  if OUTSIDE.search(line)]
     assert not hits, "cite docs/ or the papers instead:\n" + "\n".join(hits)
+
+
+def _paper_models() -> dict[str, set[str]]:
+    """Each conf/paper/<name>.yaml -> the models it runs: its own `model` and those a profile runs it with."""
+    import yaml
+
+    from gradlab.cli import load
+
+    runs = {p.stem: {load("config", [f"paper={p.stem}"]).model.name} for p in (ROOT / "conf" / "paper").glob("*.yaml")}
+    for profile in (ROOT / "conf" / "study").glob("*.yaml"):
+        for setup in (yaml.safe_load(profile.read_text()).get("papers") or {}).get("setups", []):
+            runs[setup["name"]].add(setup["model"])
+    return runs
+
+
+def test_every_paper_setup_the_docs_name_runs_the_model_they_say():
+    """A model the README or a doc page names beside a paper's setup is one that setup runs: on a `paper=<name>`
+    line (unless the line picks another with `model=`), and as "gradlab's `<model>`" in a paragraph about the paper
+    (its setup or its authors named). docs/literature.md once said H&S's model "is gradlab's `nfg_lstm`" where
+    conf/paper/hs97_adding.yaml runs `lstm97`."""
+    from gradlab.literature import PUBLISHED
+
+    runs, models = _paper_models(), set(cells.names())
+    authors = {p.paper: p.source.split(",")[0] for p in PUBLISHED if p.paper}
+    checked = 0
+    for page in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text()
+        for line in text.splitlines():
+            for name in re.findall(r"\bpaper=(\w+)", line):
+                if page.name == "bad-inputs.md":  # a bad value, as a user types it
+                    continue
+                assert name in runs, (page.name, line)
+                picked = set(re.findall(r"\bmodel=(\w+)", line))
+                said = {w for w in re.findall(r"[\w]+", line.split("#", 1)[-1] if "#" in line else line)
+                        if w in models} - picked
+                assert said <= runs[name], (page.name, line, runs[name])
+                checked += 1
+        for paragraph in re.split(r"\n\s*\n|\n(?=- )", text):
+            named = {n for n in runs if f"`{n}`" in paragraph or f"paper={n}" in paragraph}
+            named |= {n for n, who in authors.items() if paragraph.lstrip("- ").startswith(f"**{who}")}
+            for model in re.findall(r"gradlab's `(\w+)`", paragraph):
+                if model in models and named:
+                    assert any(model in runs[n] for n in named), (page.name, model, named, paragraph[:200])
+                    checked += 1
+    assert checked >= 3
