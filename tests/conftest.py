@@ -161,35 +161,74 @@ def copy_repository(repo: Path, profile: str = "smoke") -> None:
     subprocess.run([*git, "commit", "-qm", "copy"], cwd=repo, check=True)
 
 
-@pytest.fixture(scope="session")
-def smoke_study(tmp_path_factory) -> Path:
-    """A fresh copy of the repository's files (as a clone would have them) with the smoke study reproduced by
-    `make repro`'s runner (2 jobs, 1 thread each: the same study as the cluster test's srun one): runs/, results/
-    (summary, geometry, cliff), reports/index.html, dvc.lock. One per test session, shared by every file that reads
-    it (tests/test_study.py, tests/test_report.py); a test that changes it restores what it changed, or works on a
-    copy (`copy_study`).
+def pytest_collection_modifyitems(config, items):
+    """The smoke study's readers run last, so that it builds in the background while the other tests run
+    (`_smoke_study_build`); the order within each group is kept."""
+    readers = [item for item in items if "smoke_study" in getattr(item, "fixturenames", ())]
+    if readers:
+        first = set(map(id, readers))
+        items[:] = [item for item in items if id(item) not in first] + readers
 
-    GRADLAB_SMOKE_STUDY=<folder> keeps it there for the next session (CI: `make test` makes it, `make test-cluster`
-    compares the srun study with it): reused only while the repository's files are byte for byte those it was made
-    from, and the Python that made it is this one."""
+
+@pytest.fixture(scope="session", autouse=True)
+def _smoke_study_build(request, tmp_path_factory):
+    """Starts `make repro`'s runner on the smoke study as the session starts, where a test of the session reads it
+    (and no kept study fits): it runs beside the tests that do not need it, and `smoke_study` waits for it. Stopped
+    with the session if it is still running."""
+    build: dict = {}
+    if any("smoke_study" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        build.update(_start_smoke_study(tmp_path_factory))
+    yield build
+    proc = build.get("proc")
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _start_smoke_study(tmp_path_factory) -> dict:
     keep = os.environ.get("GRADLAB_SMOKE_STUDY")
     if keep:
         repo, stamp_file = Path(keep) / "study", Path(keep) / "stamp"
         stamp = _repository_stamp()
         if stamp_file.is_file() and stamp_file.read_text() == stamp and (repo / "dvc.lock").is_file():
-            print(f"smoke study: the one in {repo}, made from these files")
-            return repo
+            return {"repo": repo, "kept": True}
         shutil.rmtree(repo, ignore_errors=True)
         stamp_file.unlink(missing_ok=True)
         repo.mkdir(parents=True)
     else:
-        repo = tmp_path_factory.mktemp("study")
+        repo, stamp_file, stamp = tmp_path_factory.mktemp("study"), None, None
     copy_repository(repo)
-    started = time.perf_counter()
-    done = repro(repo, "--jobs", "2", "--threads", "1")
-    assert done.returncode == 0, done.stdout[-5000:]
-    print(f"smoke study: make repro's runner, 2 jobs, in {time.perf_counter() - started:.0f}s")
-    if keep:
+    log = (repo.parent / f"{repo.name}.repro.log").open("w")
+    proc = subprocess.Popen([sys.executable, "pipelines/repro.py", "--jobs", "2", "--threads", "1"], cwd=repo,
+                            env=study_env(), text=True, stdout=log, stderr=subprocess.STDOUT)
+    return {"repo": repo, "proc": proc, "log": log, "started": time.perf_counter(), "stamp": (stamp_file, stamp)}
+
+
+@pytest.fixture(scope="session")
+def smoke_study(_smoke_study_build) -> Path:
+    """A fresh copy of the repository's files (as a clone would have them) with the smoke study reproduced by
+    `make repro`'s runner (2 jobs, 1 thread each: the same study as the cluster test's srun one): runs/, results/
+    (summary, geometry, cliff), reports/index.html, dvc.lock. One per test session, shared by every file that reads
+    it (tests/test_study.py, tests/test_report.py, ...); a test that changes it restores what it changed, or works
+    on a copy (`copy_study`). Started as the session starts (`_smoke_study_build`); its readers run last.
+
+    GRADLAB_SMOKE_STUDY=<folder> keeps it there for the next session (CI: `make test` makes it, `make test-cluster`
+    compares the srun study with it): reused only while the repository's files are byte for byte those it was made
+    from, and the Python that made it is this one."""
+    build = _smoke_study_build
+    repo = build["repo"]
+    if build.get("kept"):
+        print(f"smoke study: the one in {repo}, made from these files")
+        return repo
+    proc = build["proc"]
+    proc.wait(timeout=900)
+    build["log"].close()
+    output = Path(build["log"].name).read_text()
+    assert proc.returncode == 0, output[-5000:]
+    print(f"smoke study: make repro's runner, 2 jobs, ready {time.perf_counter() - build['started']:.0f}s after "
+          f"the session started it")
+    stamp_file, stamp = build["stamp"]
+    if stamp_file is not None:
         stamp_file.write_text(stamp)
     return repo
 

@@ -4,6 +4,7 @@ Hydra config composes. A change to any of them must make DVC rerun the stage; a 
 from __future__ import annotations
 
 import ast
+import re
 import shlex
 from pathlib import Path
 
@@ -122,11 +123,17 @@ def test_run_outputs_follow_the_run_folder_naming_rule():
     from gradlab.cli import load
     from gradlab.runfolder import RunFolder, run_name
 
-    checked = set()
+    checked, seen = set(), set()
     for stage in stages():
         kind = stage.addressing.split("@")[0]
         if kind not in ("train", "analyze", "paper"):
             continue
+        # one stage per kind and model (or paper setup): the rule is the same for every T, clip and seed, and each
+        # Hydra compose costs 0.1 s (all 82 of the cpu profile's stages took 11 s)
+        item = re.search(r"\b(?:model|paper)=(\S+)", stage.cmd)[1]
+        if (kind, item) in seen:
+            continue
+        seen.add((kind, item))
         cfg = load("config", shlex.split(stage.cmd)[3:])
         if kind != "paper":
             assert cfg.run_name == run_name(cfg.task.name, cfg.task.seq_len, cfg.model.name, cfg.clip.tag, cfg.seed)

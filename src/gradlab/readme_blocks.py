@@ -151,9 +151,12 @@ def render_reproduction(r: dict[str, Any]) -> str:
     from gradlab.reproduction import REPRODUCTION_KEYS, reproduction_markdown
 
     table = reproduction_markdown(pd.DataFrame(rows).fillna(""), [k for k in REPRODUCTION_KEYS if k != "seeds"])
+    how = ("with a margin (`gradlab.margin`: reproduced or not only when no seed is in the band)"
+           if any("band" in x for x in rows) else
+           "(recorded before verdicts had a margin: reproduced when most seeds' outcome is the paper's)")
     return (f"From the same recorded study ({machine_line(r['machine'])}; `results/summary/reproduction.md`), one row "
-            "per published claim; the verdict is computed from the runs (recorded before verdicts had a margin: "
-            "reproduced when most seeds' outcome is the paper's):\n\n" + table)
+            f"per published claim, in the setups of commit {r.get('commit', '?')}; the verdict is computed from the "
+            f"runs {how}:\n\n" + table)
 
 
 def render_lyapunov(r: dict[str, Any]) -> str:
