@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)  ## .venv from pyproject.toml's pins (every target that needs it makes it on first use)
 
 test: $(STAMP) browser tmux  ## the default suite (5 min on 2 cores; `slow` and `cluster` cases are left out)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 # The numeric tests (pytest -m numerics) once per CPU code path: torch's own kernels, MKL's and oneDNN's, each forced
 # to another instruction set or to MKL's reproducible mode. A test that passes on one path only fails everywhere.

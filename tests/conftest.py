@@ -24,6 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 os.environ.setdefault("WANDB_MODE", "offline")  # never the network from tests
+# One intra-op thread for the tests and every process they start (before torch is imported): the smoke study builds
+# beside them on the same cores (2 stages of 1 thread each), and OpenMP pools of every core on top of that spin
+# against each other. A test that is about threads sets its own (tests/test_subnormals.py).
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 # The code under test is this checkout's src/, in this process (pyproject's pythonpath) and in every process a test
 # starts: an editable install made from another checkout would otherwise be what the children import.
 os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])

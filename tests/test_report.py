@@ -127,6 +127,8 @@ def test_the_summary_table_is_numbers_with_links_to_the_literature():
     assert linked == [i + 1 for i, p in enumerate(PUBLISHED) if p.speaks_to("adding", "rnn", 200)] and linked
 
 
+@pytest.mark.slow  # three runs side by side (16 s of make test's 5 min): CI runs it (make test-ci-slow)
+@pytest.mark.ci
 def test_the_demo_trains_probes_and_writes_its_page(tmp_path):
     """`make demo`'s code path on a tiny setup: the three runs side by side (the training and analyze stages' own
     code), then one page with the headline figure and the summary table."""
