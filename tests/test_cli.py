@@ -199,14 +199,14 @@ def test_bf16_lstm_as_this_cpu_answers(tmp_path):
 
 
 def test_experiment_command_writes_run_folder_and_wandb_offline_run(tmp_path):
-    result = run_cli("train.py", "task=adding", "task.seq_len=50", "model=lstm", "profile=smoke", cwd=tmp_path)
+    result = run_cli("train.py", "task=adding", "task.seq_len=10", "model=lstm", "profile=smoke", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    run_dir = tmp_path / "runs" / "adding-T50-lstm-none-s0"
+    run_dir = tmp_path / "runs" / "adding-T10-lstm-none-s0"
     assert f"run folder:  {run_dir.relative_to(tmp_path)}/" in result.stdout
     assert "wandb run:" in result.stdout and "wandb sync" in result.stdout
     assert read_json(run_dir / "metrics.json")["status"] == "completed"
     assert list(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
-    assert (tmp_path / "data" / "adding" / "T50" / "manifest.json").exists()
+    assert (tmp_path / "data" / "adding" / "T10" / "manifest.json").exists()
     assert "step 20/20" in result.stdout  # plain progress lines when stdout is not a terminal
 
 

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import read_json, run_cli
+from conftest import read_json, run_entry
 
 from gradlab.data import load_split, write_dataset
 from gradlab.module import RecurrentModule
@@ -147,9 +147,9 @@ def test_stream_statistics_bins_errors_and_the_cell_state():
 
 
 def test_a_tiny_paper_run_writes_the_stream_table(tmp_path):
-    """The real CLI: paper=gers00_continual with the smoke profile, short test streams; stream.csv in the run folder
-    and its headline numbers in metrics.json."""
-    done = run_cli("train.py", "paper=gers00_continual", "profile=smoke", "task.seq_len=20", "task.test_len=300",
+    """The real entry point (in-process): paper=gers00_continual with the smoke profile, short test streams;
+    stream.csv in the run folder and its headline numbers in metrics.json."""
+    done = run_entry("train.py", "paper=gers00_continual", "profile=smoke", "task.seq_len=20", "task.test_len=300",
                    "model=nfg_lstm", "trainer.max_steps=4", "trainer.val_every_n_steps=2", "logger=none",
                    "run_name=tiny", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import read_json, run_cli, run_entry
+from conftest import read_json, run_entry
 
 from gradlab.errors import ConfigError
 from gradlab.models import RecurrentNet
@@ -157,7 +157,7 @@ def test_a_bad_regulariser_value_is_one_line_naming_it_and_the_choices(tmp_path)
 def test_a_regularised_run_through_the_command_line_records_a_finite_omega(tmp_path):
     """The pascanu13 setup shrunk by the smoke profile: train/omega on every logged step, finite; train/loss the
     task's loss alone."""
-    result = run_cli("train.py", "paper=pascanu13_addition", "profile=smoke", "task.seq_len=20",
+    result = run_entry("train.py", "paper=pascanu13_addition", "profile=smoke", "task.seq_len=20",
                      "trainer.max_steps=6", "trainer.val_every_n_steps=3", "logger.mode=disabled", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run_dir = tmp_path / "runs" / "addition_pascanu-T20-rnn-norm1.0-s0"

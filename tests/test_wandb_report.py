@@ -423,7 +423,11 @@ def test_the_check_is_bounded_even_when_name_lookup_hangs(no_proxy_env, monkeypa
     import socket
     import time
 
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(30))
+    def hang(*args, **kwargs):  # then fail as a resolver does (a None returned made the abandoned thread raise later)
+        time.sleep(30)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hang)
     started = time.monotonic()
     why = online.server_reachable("https://api.wandb.ai", timeout=0.5)
     assert time.monotonic() - started < 2
