@@ -90,19 +90,24 @@ def test_second_repro_does_nothing(study):
 
 def test_wandb_pointers_are_not_results(study):
     """wandb's `latest-run` symlink and debug logs are dvcignored: left dangling (as `dvc checkout` of another
-    experiment leaves them), `dvc status` still works and nothing is stale."""
+    experiment leaves them), or a run's own logs/ appended to by wandb's service after the stage exited (as a
+    fresh-clone CI once saw: "results/summary/wandb: not in cache"), `dvc status` still works and nothing is stale."""
     link = study / "results/summary/wandb/latest-run"
     target = os.readlink(link)
+    (core,) = study.glob("results/summary/wandb/offline-run-*/logs/debug-core.log")
+    logged = core.read_bytes()
     try:
         link.unlink()
         link.symlink_to("offline-run-of-another-experiment")
         log = study / "results/summary/wandb/debug.log"
-        log.unlink(missing_ok=True)  # a symlink into the run's logs/ (tracked): replace it, never write through it
+        log.unlink(missing_ok=True)  # a symlink into the run's logs/: replace it, never write through it
         log.write_text("another run's log\n")
+        core.write_bytes(logged + b'{"msg":"server: all connections closed"}\n')
         assert json.loads(dvc(study, "status", "--json").stdout) == {}
     finally:
         link.unlink()
         link.symlink_to(target)
+        core.write_bytes(logged)
 
 
 def test_one_models_hidden_size_reruns_only_that_model(study):
