@@ -192,6 +192,17 @@ def test_the_credential_check_is_wandbs_public_login(no_login, monkeypatch):
     assert list(no_login.iterdir()) == []  # nothing written into HOME (no settings, no logs, no key saved)
 
 
+def test_make_sync_with_a_wandb_it_does_not_know_is_one_line(study, no_login, monkeypatch, capsys):
+    """The same failing login through `make sync`'s entry point: exit 1 and one line naming wandb's version, no
+    traceback, nothing synced."""
+    monkeypatch.setattr(online, "_LOGIN", "import wandb; wandb.login(update_session=False)")
+    before = snapshot(study)
+    assert load_cli().main(["--sync-only", "--root", str(study)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: wandb 0.31.") and err[0].endswith("; nothing was synced")
+    assert snapshot(study) == before
+
+
 def test_run_kinds_from_paths(tmp_path):
     assert online.run_kind("runs/adding-T50-rnn-none-s0/wandb/offline-run-1-a") == "train"
     assert online.run_kind("runs/adding-T50-rnn-none-s0/analysis/wandb/offline-run-1-a") == "analysis"
