@@ -5,10 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
-# ARGS reach the command as written: make does not expand them and no shell does (gradlab.argv splits them as a shell
+# ARGS reach the command as written: make does not expand them and no shell does (gradlab.launch.argv splits them as a shell
 # would, quotes and all), so a Hydra interpolation gets through: ARGS='-m run_name=${model.name}-lr${optim.lr} …'
 export GRADLAB_ARGS := $(value ARGS)
-RUN := $(BIN)/python -m gradlab.argv
+RUN := $(BIN)/python -m gradlab.launch.argv
 PROFILE ?=
 JOBS ?=
 THREADS ?=
@@ -120,7 +120,7 @@ sweep: $(STAMP)  ## Hydra multirun: make sweep ARGS="-m model=rnn,lstm,nfg_lstm 
 	$(RUN) pipelines/train.py
 
 screenshot: $(STAMP) browser  ## the report's first screen (1280x800, headless Chromium) -> reports/first_screen.png (OUT=, ARGS=--full-page)
-	$(BIN)/python -m gradlab.browser reports/index.html $(or $(OUT),reports/first_screen.png) $(value ARGS)
+	$(BIN)/python -m gradlab.report.browser reports/index.html $(or $(OUT),reports/first_screen.png) $(value ARGS)
 
 .PHONY: demo
 demo: $(STAMP)  ## the phenomenon in about a minute (2 cores): rnn, lstm, nfg_lstm on adding T=100, probed, one page -> demo/index.html

@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from gradlab import geometry as g
+from gradlab.theory import geometry as g
 
 N_PAIRS, D = 10_000, 10_000
 GROUP_PAIRS = "geometry: 10,000 pairs at D=10,000 (cube, CPU), median s over repeats"
@@ -52,7 +52,7 @@ def memory_probe() -> dict:
 
 
 def run(repeats: int = 5) -> list[dict]:
-    variants = {"all pair statistics (gradlab.geometry)": all_statistics,
+    variants = {"all pair statistics (gradlab.theory.geometry)": all_statistics,
                 "draw only, same chunks": draw_only_chunked,
                 "draw only, one torch.rand(2e8)": draw_only_one_call}
     times: dict[str, list[float]] = {k: [] for k in variants}

@@ -10,11 +10,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from gradlab.cli import load
-from gradlab.lyapunov import lyapunov_spectrum
-from gradlab.models import build_model
-from gradlab.probes import bptt_probe
-from gradlab.subnormals import flushing
+from gradlab.analysis.lyapunov import lyapunov_spectrum
+from gradlab.launch.cli import load
+from gradlab.models.net import build_model
+from gradlab.probe.bptt import bptt_probe
+from gradlab.training.subnormals import flushing
 
 T, H, B, K = 100, 64, 32, 16
 GROUP = f"Lyapunov spectrum vs BPTT probe (CPU, adding T={T} H={H}, batch {B}, both float64; k={K} exponents)"

@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from training_bench import WARMUP, B, H, T, gradlab_fit
 
-from gradlab.cli import load
-from gradlab.models import build_model
-from gradlab.probes import bptt_probe
-from gradlab.subnormals import flushing
+from gradlab.launch.cli import load
+from gradlab.models.net import build_model
+from gradlab.probe.bptt import bptt_probe
+from gradlab.training.subnormals import flushing
 
 GROUP_TRAIN = ("probe cost in training (CPU, lstm, B=64 T=200 H=128, 300 steps a round; ms/step unless the name "
                "says otherwise)")

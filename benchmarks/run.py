@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from gradlab.results_record import machine, machine_line
+from gradlab.pages.recording import machine, machine_line
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -63,7 +63,7 @@ def _timed(base: Path, where: Path, jobs: int, threads: int) -> float:
 
 
 def run() -> list[dict]:
-    from gradlab.parallel import cpu_cores
+    from gradlab.launch.parallel import cpu_cores
 
     cores = cpu_cores()
     n_runs = len(GRID["models"]) * len(GRID["seeds"]) * 2

@@ -31,16 +31,16 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import orthogonal
 
-from gradlab.cli import load
-from gradlab.config import TrainConfig
-from gradlab.data import SequenceData
-from gradlab.models import RecurrentNet
-from gradlab.module import RecurrentModule
-from gradlab.probes import BPTTProbe
-from gradlab.runfolder import RunFolder
+from gradlab.core.runfolder import RunFolder
+from gradlab.data.sets import SequenceData
+from gradlab.launch.cli import load
+from gradlab.models.net import RecurrentNet
+from gradlab.probe.bptt import BPTTProbe
 from gradlab.stages.train import build_trainer, prepare_data
-from gradlab.subnormals import flushing
-from gradlab.tracking import make_loggers
+from gradlab.tracking.loggers import make_loggers
+from gradlab.training.config import TrainConfig
+from gradlab.training.module import RecurrentModule
+from gradlab.training.subnormals import flushing
 
 B, T, H = 64, 200, 128
 WARMUP = 5

@@ -3,13 +3,13 @@
 `python pipelines/analyze.py <the overrides the run was trained with>` -> runs/<run_name>/analysis/.
 """
 
-from gradlab.cli import hydra_entry
-from gradlab.config import TrainConfig
+from gradlab.launch.cli import hydra_entry
+from gradlab.training.config import TrainConfig
 
 
 def rerun(cfg: TrainConfig) -> tuple[str, str]:
     """After a full disk: the analysis is made again from model.ckpt; the folder it writes."""
-    from gradlab.runfolder import RunFolder
+    from gradlab.core.runfolder import RunFolder
 
     return "rerun", str(RunFolder.of(cfg.runs_dir, cfg.run_name).analysis.path)
 

@@ -1,4 +1,4 @@
-"""Stage `cliff`: Pascanu et al.'s cliff (gradlab.cliff) -> results/cliff/. `python pipelines/cliff.py`.
+"""Stage `cliff`: Pascanu et al.'s cliff (gradlab.theory.cliff) -> results/cliff/. `python pipelines/cliff.py`.
 
 Writes surface.csv (ℓ and ‖∇ℓ‖ on a (w, b) grid), slices.csv (along b = const: the largest ‖∇ℓ‖, resolved by
 refinement, where it lies, and the plain's median beside it), trajectories.csv (SGD from one start with and without
@@ -24,11 +24,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import pandas as pd
 
-    from gradlab import plots
-    from gradlab.cliff import Cliff
-    from gradlab.config import LoggerConfig
-    from gradlab.runfolder import atomic_write_bytes, write_json
-    from gradlab.tracking import log_once
+    from gradlab.core.runfolder import atomic_write_bytes, write_json
+    from gradlab.theory.cliff import Cliff, figure
+    from gradlab.tracking.config import LoggerConfig
+    from gradlab.tracking.loggers import log_once
 
     c = Cliff()
     surface = c.surface(W_RANGE, B_RANGE)
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for name, df in (("surface", surface), ("slices", slices), ("trajectories", trajectories)):
         atomic_write_bytes(args.out / f"{name}.csv", df.to_csv(index=False).encode())
-    plots.cliff(surface, trajectories, slices, f"the cliff: x_t = w·σ(x_t−1) + b, T={c.T}",
+    figure(surface, trajectories, slices, f"the cliff: x_t = w·σ(x_t−1) + b, T={c.T}",
                 args.out / "figures" / "cliff.png")
     write_json(args.out / "summary.json", summary)
     figure = args.out / "figures" / "cliff.png"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gradlab.cli import reported
+from gradlab.launch.cli import reported
 
 
 def main(argv: list[str] | None = None) -> None:

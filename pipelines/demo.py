@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from dataclasses import replace
 
-    from gradlab.cli import reported
+    from gradlab.launch.cli import reported
     from gradlab.stages import demo
 
     setup = demo.Setup() if args.max_steps is None else replace(demo.Setup(), max_steps=args.max_steps)

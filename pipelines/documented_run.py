@@ -17,8 +17,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=None, help="where the runs go (default: a temporary folder)")
     args = parser.parse_args(argv)
 
-    from gradlab.readme_results import update_pages
-    from gradlab.results_record import RESULTS_DIR, ROOT
+    from gradlab.pages.markers import update_pages
+    from gradlab.pages.recording import RESULTS_DIR, ROOT
     from gradlab.stages import documented_run
 
     with tempfile.TemporaryDirectory() as tmp:

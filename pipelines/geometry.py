@@ -3,8 +3,8 @@
 `python pipelines/geometry.py geometry.dims=[2,10,100] geometry.n_pairs=2000 geometry.distributions=[cube,sphere]`
 """
 
-from gradlab.cli import hydra_entry
-from gradlab.config import GeometryConfig
+from gradlab.launch.cli import hydra_entry
+from gradlab.theory.geometry_config import GeometryConfig
 
 
 @hydra_entry("geometry")

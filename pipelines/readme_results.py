@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only compare; change nothing")
     args = parser.parse_args(argv)
 
-    from gradlab.readme_results import ROOT, blocks, pages, stale_pages, update_pages
+    from gradlab.pages.markers import ROOT, blocks, pages, stale_pages, update_pages
 
     if args.check:
         stale = stale_pages()

@@ -6,7 +6,7 @@ another checkout of the same commit where `make repro JOBS=1` ran the same grid;
 reproduction verdicts of both, row by row). Writes docs/results/<name>.json (the grid, the wall times and
 their ratios, whether summary.csv and every run's metrics.json are byte-identical between CLONE and each other
 checkout, the headline and the per-cell table), rewrites the `<name>` blocks of README.md and docs/*.md from it, and
-(for cpu_profile, or --picture) takes README's picture, the first screen of CLONE's report (gradlab.picture).
+(for cpu_profile, or --picture) takes README's picture, the first screen of CLONE's report (gradlab.pages.picture).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {page} is missing: the picture is of the clone's report (make repro writes it)", file=sys.stderr)
         return 2
 
-    from gradlab.readme_results import update_pages
-    from gradlab.results_record import study_record, write_result
+    from gradlab.pages.markers import update_pages
+    from gradlab.pages.recording import study_record, write_result
 
     try:
         data = study_record(args.clone, args.serial, args.serial_same_threads, args.other)
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     changed = update_pages()
     print(f"wrote {path}; " + (f"updated {', '.join(changed)}" if changed else "no page changed (or no such block)"))
     if picture is not None:
-        from gradlab import picture as pictures
+        from gradlab.pages import picture as pictures
 
         try:
             pictures.take(page, picture, pictures.picture_record(args.name, data))

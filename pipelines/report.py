@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gradlab.cli import reported
+from gradlab.launch.cli import reported
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     import pandas as pd
 
     from gradlab.stages import report
-    from gradlab.summary import read_summary
+    from gradlab.study.summary import read_summary
 
     def run():
         repro_csv = args.summary.parent / "reproduction.csv"

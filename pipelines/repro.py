@@ -1,10 +1,11 @@
 """Reproduce the study: `python pipelines/repro.py [--jobs N] [--threads K] [stage ...]` (what `make repro` runs).
 
---jobs 1 is a plain `dvc repro`; more run the independent stages side by side (gradlab.parallel), each stage with K
+--jobs 1 is a plain `dvc repro`; more run the independent stages side by side (gradlab.launch.parallel), each stage
+with K
 intra-op threads. Defaults: one job per core (on a GPU: as many as its memory holds) and cores // jobs threads.
 --queue starts DVC's experiment queue instead (`dvc queue start -j N`, `make queue`), its workers with K threads.
 --srun OPTIONS (`make repro SRUN="-p debug"`) runs the train and analyze stages as Slurm job steps, JOBS at a time,
-from a machine of the cluster (gradlab.parallel.stage_command); srun checks the request first (--test-only).
+from a machine of the cluster (gradlab.launch.parallel.stage_command); srun checks the request first (--test-only).
 A study that ran and succeeded leaves results/repro.json: its wall time (and, with --started, the time since `make`
 started, set-up included), jobs, threads, profile and machine.
 """
@@ -20,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from gradlab import parallel
+from gradlab.launch import parallel
 
 
 def count(value: str) -> int | None:
@@ -39,8 +40,8 @@ def gpu_jobs(cores: int) -> int | None:
     import torch
     import yaml
 
-    from gradlab.cli import load
-    from gradlab.machine import training_memory_bytes
+    from gradlab.launch.cli import load
+    from gradlab.launch.machine import training_memory_bytes
 
     if not torch.cuda.is_available():
         return None
@@ -114,8 +115,8 @@ def record(path: Path, began: float, started: float | None, stages: int, jobs: i
 
     import yaml
 
-    from gradlab.results_record import machine
-    from gradlab.runfolder import atomic_write_bytes
+    from gradlab.core.runfolder import atomic_write_bytes
+    from gradlab.pages.recording import machine
 
     now = time.time()
     profile = yaml.safe_load(Path("params.yaml").read_text()).get("profile")

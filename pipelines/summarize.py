@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gradlab.cli import reported
+from gradlab.launch.cli import reported
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--logger-mode", default="offline", help="wandb mode (default: offline; WANDB_MODE wins)")
     args = parser.parse_args(argv)
 
-    from gradlab.grid import paper_runs, read_params, study_runs
     from gradlab.stages import summarize
+    from gradlab.study.grid import paper_runs, read_params, study_runs
 
     def run() -> None:
         params = read_params(args.params)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gradlab.cli import reported
-from gradlab.grid import profiles, switch_profile
+from gradlab.launch.cli import reported
+from gradlab.study.grid import profiles, switch_profile
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,10 +4,10 @@ A Hydra entry point (it composes conf/config.yaml with the overrides); every ove
 and the folder is checked for a run of another config.
 """
 
-from gradlab.cli import hydra_entry
-from gradlab.config import TrainConfig
-from gradlab.errors import ConfigError
-from gradlab.machine import check_machine
+from gradlab.core.errors import ConfigError
+from gradlab.launch.cli import hydra_entry
+from gradlab.launch.machine import check_machine
+from gradlab.training.config import TrainConfig
 
 
 def check(cfg: TrainConfig) -> None:
@@ -17,7 +17,7 @@ def check(cfg: TrainConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from gradlab.runfolder import RunFolder
+    from gradlab.core.runfolder import RunFolder
 
     check_machine(cfg)
     t = cfg.trainer
@@ -30,14 +30,14 @@ def check(cfg: TrainConfig) -> None:
                               f"hydra.launcher.nodes={t.num_nodes} (have {launcher.tasks_per_node} x {launcher.nodes})")
     folder = RunFolder.of(cfg.runs_dir, cfg.run_name)
     if cfg.resume and (folder.last_ckpt.is_file() or folder.final_ckpt.is_file()):
-        from gradlab.resume import resume_from
+        from gradlab.training.resume import resume_from
 
         resume_from(cfg)
 
 
 def rerun(cfg: TrainConfig) -> tuple[str, str]:
     """After a full disk: a rerun resumes from the run's last.ckpt when it has one; the run folder."""
-    from gradlab.runfolder import RunFolder
+    from gradlab.core.runfolder import RunFolder
 
     folder = RunFolder.of(cfg.runs_dir, cfg.run_name)
     return ("rerun: it resumes from last.ckpt" if folder.last_ckpt.is_file() and cfg.resume else "rerun"), str(

@@ -2,7 +2,8 @@
 
 = `make view ARGS="[PATTERN ...]"`. Every run of the study in one list (runs/*/wandb, runs/*/analysis/wandb,
 results/*/wandb), or those whose name or run folder matches a glob PATTERN (`adding-T100-lstm-*`, `*.analysis`,
-`summary`). leet is pointed at `.view/wandb/`, a folder of symlinks rebuilt on every call (gradlab.view), so that
+`summary`). leet is pointed at `.view/wandb/`, a folder of symlinks rebuilt on every call (gradlab.tracking.view), so
+that
 nothing is written into the runs (DVC outputs). `--build-only` builds it and prints its path instead.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gradlab.cli import reported
+from gradlab.launch.cli import reported
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--build-only", action="store_true", help="build .view/wandb/ and print its path; no viewer")
     args = parser.parse_args(argv)
 
-    from gradlab import view
+    from gradlab.tracking import view
 
     folder, runs = reported(lambda: view.prepare(args.root, args.patterns), where=args.root / view.VIEW_DIR)
     if args.build_only:

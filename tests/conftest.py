@@ -36,7 +36,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), *filter(None, [os
 
 def compose_cfg(overrides: list[str], tmp: Path):
     """The config `python pipelines/train.py <overrides>` would run, with data and runs under tmp."""
-    from gradlab.cli import load
+    from gradlab.launch.cli import load
 
     return load("config", [f"data_dir={tmp / 'data'}", f"runs_dir={tmp / 'runs'}", *overrides])
 

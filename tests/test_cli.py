@@ -20,8 +20,11 @@ BAD_INPUTS = [
      "clip.tag='norm1.0' does not name clip=norm clip.threshold=0.5: it must be 'norm0.5'"),
     (["clip=value", "clip.threshold=-1"], "clip.threshold=-1.0 is out of range"),
     (["clip=maybe"], "clip='maybe' is not a valid choice; choose one of: none, norm, value"),
-    (["model.hiden_size=8"], "unknown config key 'model.hiden_size'; valid keys under model: block_size, "
-                             "forget_bias, hidden_size"),
+    (["model.hiden_size=8"], "unknown config key 'model.hiden_size'; valid keys under model: forget_bias, "
+                             "hidden_size, name"),
+    (["model=rnn", "model.hiden_size=8"], "unknown config key 'model.hiden_size'; valid keys under model: "
+                                          "hidden_size, name, num_layers, recurrent_gain, recurrent_init"),
+    (["model.truncate=true"], "model.truncate=true applies only to model=lstm97, not lstm"),
     (["learning_rate=1"], "unknown config key 'learning_rate'"),
     (["model.hidden_size=big"], "model.hidden_size"),
     (["model.recurrent_init=xavier"], "model.recurrent_init='xavier' is not a valid choice; choose one of: default, "
@@ -166,7 +169,7 @@ BF16_REFUSAL = ("trainer.precision='bf16-mixed' with model=lstm on this CPU: its
 def test_bf16_on_a_cpu_without_the_kernel_is_refused_in_one_line(tmp_path, monkeypatch):
     """The refusal on every CPU: the kernel probe answers "no" as it does on a CPU without AVX-512 BF16 or AMX
     (an AMD EPYC here), whatever this one has."""
-    from gradlab import machine
+    from gradlab.launch import machine
 
     monkeypatch.setattr(machine, "cpu_runs_bf16", lambda model: False)
     assert_clean_error(run_entry("train.py", *TRAIN_SMALL, "trainer.precision=bf16-mixed", cwd=tmp_path),
@@ -176,7 +179,7 @@ def test_bf16_on_a_cpu_without_the_kernel_is_refused_in_one_line(tmp_path, monke
 def test_bf16_runs_on_every_cpu_with_a_model_atens_kernels_run(tmp_path):
     """The bf16 run on every CPU: the tanh RNN's fused module is ATen's, which takes bfloat16 anywhere (the real
     probe says so here, and the run completes)."""
-    from gradlab import machine
+    from gradlab.launch import machine
 
     assert machine.cpu_runs_bf16("rnn")
     result = run_entry("train.py", *TRAIN_SMALL, "model=rnn", "trainer.precision=bf16-mixed", cwd=tmp_path)
@@ -189,7 +192,7 @@ def test_bf16_lstm_as_this_cpu_answers(tmp_path):
     refusal, before any work); which one happened is checked against the probe's answer."""
     import torch
 
-    from gradlab import machine
+    from gradlab.launch import machine
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU takes bf16-mixed runs; this is about CPUs")
@@ -244,8 +247,8 @@ def test_gpu_accelerator_without_a_gpu_is_refused(tmp_path, monkeypatch):
 def test_gpu_memory_estimate_refuses_sizes_that_cannot_fit(tmp_path):
     from conftest import compose_cfg
 
-    from gradlab.errors import ConfigError
-    from gradlab.machine import check_gpu_memory, training_memory_bytes
+    from gradlab.core.errors import ConfigError
+    from gradlab.launch.machine import check_gpu_memory, training_memory_bytes
 
     small = compose_cfg(["model.hidden_size=128"], tmp_path)
     big = compose_cfg(["model.hidden_size=4096", "trainer.batch_size=1024", "task.seq_len=1000"], tmp_path)

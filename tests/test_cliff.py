@@ -1,4 +1,4 @@
-"""Pascanu et al.'s cliff (gradlab.cliff, pipelines/cliff.py): the hand-written forward-mode gradient against
+"""Pascanu et al.'s cliff (gradlab.theory.cliff, pipelines/cliff.py): the hand-written forward-mode gradient against
 autograd and finite differences where the wall is steep, the wall resolved by refinement, and clipping's effect."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import run_entry
 
-from gradlab.cliff import Cliff
+from gradlab.theory.cliff import Cliff
 
 U = 2.0 ** -53
 C = Cliff()
@@ -78,7 +78,7 @@ def test_the_stage_writes_its_data_and_figure(tmp_path):
     assert summary["largest_step"]["SGD"] > 100 and summary["largest_step"]["SGD, norm clipped at 1"] <= 0.05 + 1e-12
     assert {p.name for p in out.iterdir()} == {"surface.csv", "slices.csv", "trajectories.csv", "summary.json",
                                                "figures", "wandb"}
-    from gradlab.wandb_log import logged_keys
+    from gradlab.tracking.wandb_log import logged_keys
 
     assert {"cliff/map", "cliff/trajectories", "cliff/grad_norm_max"} <= logged_keys(
         next((out / "wandb").glob("offline-run-*")))

@@ -225,7 +225,7 @@ def test_a_request_the_partition_cannot_meet_is_refused_in_one_line_before_submi
 
 def test_defaults_fit_a_cpu_only_partition():
     """No GPU asked for (trainer.accelerator=auto), the partition has none: the launcher asks for none."""
-    from gradlab.cli import sweep_launcher
+    from gradlab.launch.cli import sweep_launcher
 
     launcher = sweep_launcher("config", ["hydra/launcher=slurm", f"hydra.launcher.partition={PARTITION}"])
     assert launcher.gpus_per_node is None and launcher.cpus_per_task == 1

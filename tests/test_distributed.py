@@ -91,7 +91,7 @@ def test_ddp_training_is_that_of_one_process(tmp_path):
 
 
 def test_step_batches_split_each_global_batch_across_ranks():
-    from gradlab.data import StepBatches
+    from gradlab.data.sets import StepBatches
 
     whole = iter(StepBatches(100, 32, seed=3, start=5))
     halves = [iter(StepBatches(100, 32, seed=3, start=5, rank=r, world_size=2)) for r in (0, 1)]
@@ -108,7 +108,7 @@ def test_step_batches_split_each_global_batch_across_ranks():
     (["trainer.num_nodes=0"], "trainer.num_nodes=0 is out of range: must be an integer >= 1"),
 ])
 def test_bad_distributed_settings_are_one_line_errors(tmp_path, args, message):
-    from gradlab.errors import ConfigError
+    from gradlab.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
         compose_cfg(args, tmp_path)
@@ -116,8 +116,8 @@ def test_bad_distributed_settings_are_one_line_errors(tmp_path, args, message):
 
 
 def test_a_run_folder_in_use_by_another_process_is_refused(tmp_path):
-    from gradlab.errors import RunFolderBusy
-    from gradlab.runfolder import RunFolder
+    from gradlab.core.errors import RunFolderBusy
+    from gradlab.core.runfolder import RunFolder
 
     held = RunFolder(tmp_path / "run").hold()
     with pytest.raises(RunFolderBusy, match="being written by another running process"):

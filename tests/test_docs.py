@@ -9,13 +9,14 @@ from enum import Enum
 
 from conftest import ROOT
 
-from gradlab import cells, choices
+from gradlab import cells
+from gradlab.core import choices
 
 README = ROOT / "README.md"
 MAX_LINES = 200
 # conf/<group>/ -> the override that picks it, where that is not `<group>=`
 GROUP_KEY = {"study": "PROFILE="}
-# the choice Enums of src/gradlab/choices.py -> the key they are the choices of
+# the choice Enums of src/gradlab/core/choices.py -> the key they are the choices of
 ENUM_KEY = {"RecurrentInit": "model.recurrent_init=", "OptimizerName": "optim=", "RegulariserName": "regulariser=",
             "ClipMode": "clip=", "Accelerator": "trainer.accelerator=", "Strategy": "trainer.strategy=",
             "Precision": "trainer.precision=", "ProbeDtype": "probe.dtype=", "LoggerMode": "logger.mode=",
@@ -114,7 +115,7 @@ def _paper_models() -> dict[str, set[str]]:
     """Each conf/paper/<name>.yaml -> the models it runs: its own `model` and those a profile runs it with."""
     import yaml
 
-    from gradlab.cli import load
+    from gradlab.launch.cli import load
 
     runs = {p.stem: {load("config", [f"paper={p.stem}"]).model.name} for p in (ROOT / "conf" / "paper").glob("*.yaml")}
     for profile in (ROOT / "conf" / "study").glob("*.yaml"):
@@ -128,7 +129,7 @@ def test_every_paper_setup_the_docs_name_runs_the_model_they_say():
     line (unless the line picks another with `model=`), and as "gradlab's `<model>`" in a paragraph about the paper
     (its setup or its authors named). docs/literature.md once said H&S's model "is gradlab's `nfg_lstm`" where
     conf/paper/hs97_adding.yaml runs `lstm97`."""
-    from gradlab.literature import PUBLISHED
+    from gradlab.study.claims import PUBLISHED
 
     runs, models = _paper_models(), set(cells.names())
     authors = {p.paper: p.source.split(",")[0] for p in PUBLISHED if p.paper}

@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT
 
 SRC = ROOT / "src"
+GRADLAB = SRC / "gradlab"
 
 
 def _runtime_nodes(tree: ast.AST):
@@ -47,6 +48,9 @@ def gradlab_imports(path: Path) -> set[Path]:
 
 
 def import_closure(entry: Path) -> set[Path]:
+    """The files an entry point runs: its gradlab imports, transitively; importing a.b imports package a too, and a
+    package whose __init__ imports all its modules (gradlab.cells, gradlab.tasks: a file there registers itself)
+    brings all of them."""
     todo, seen = [entry], set()
     while todo:
         path = todo.pop()
@@ -54,11 +58,24 @@ def import_closure(entry: Path) -> set[Path]:
             continue
         seen.add(path)
         todo += gradlab_imports(path)
-        if path.name != "__init__.py" and path.is_relative_to(SRC):  # importing a.b imports package a too
-            init = path.parent / "__init__.py"
-            if init.is_file():
-                todo.append(init)
+        if path.name == "__init__.py" and "pkgutil.iter_modules(__path__)" in path.read_text():
+            todo += sorted(path.parent.glob("*.py"))
+        if path.is_relative_to(SRC):  # and every package above it
+            todo += [d / "__init__.py" for d in path.parents if d.is_relative_to(GRADLAB) and d / "__init__.py" != path]
     return seen
+
+
+def code_deps(entry: Path) -> set[Path]:
+    """What a stage lists for its code: its entry point, gradlab/__init__.py, each package it imports from (as the
+    package's folder: a change anywhere in a package reruns the stages that import it) and each gradlab.stages
+    module it runs (one file each: a stage's own code reruns only that stage)."""
+    deps = {entry}
+    for path in import_closure(entry):
+        if not path.is_relative_to(GRADLAB):
+            continue
+        parts = path.relative_to(GRADLAB).parts
+        deps.add(path if len(parts) == 1 or parts[0] == "stages" else GRADLAB / parts[0])
+    return deps
 
 
 def composed_conf_files(config_name: str, overrides: list[str]) -> set[Path]:
@@ -66,8 +83,9 @@ def composed_conf_files(config_name: str, overrides: list[str]) -> set[Path]:
     import hydra
     from hydra.core.global_hydra import GlobalHydra
 
-    from gradlab.cli import CONF_DIR  # importing gradlab.cli registers the schemas conf/ names
+    from gradlab.launch.cli import CONF_DIR, register_schemas
 
+    register_schemas(config_name)
     GlobalHydra.instance().clear()
     with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = hydra.compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
@@ -93,22 +111,38 @@ HYDRA_ENTRIES = {"train.py": "config", "analyze.py": "config", "generate.py": "g
 
 
 @pytest.mark.parametrize("stage", stages(), ids=lambda s: s.addressing)
-def test_stage_deps_cover_its_code_and_config(stage):
+def test_stage_deps_are_the_packages_it_imports_and_its_config(stage):
+    """Both ways: everything the stage runs is listed, and no code is listed that it does not run (a package it
+    does not import would rerun it for nothing)."""
     argv = shlex.split(stage.cmd)
     assert argv[:2] == ["PYTHONPATH=src", "python"], stage.cmd
     entry = ROOT / argv[2]
     deps = [ROOT / d.def_path for d in stage.deps]
-    needed = import_closure(entry)
+    needed = code_deps(entry)
     if entry.name in HYDRA_ENTRIES:
         needed |= composed_conf_files(HYDRA_ENTRIES[entry.name], argv[3:])
     missing = sorted(str(p.relative_to(ROOT)) for p in needed if not covered(p, deps))
     assert not missing, f"{stage.addressing} does not list {missing}"
+    code = {d for d in deps if d.is_relative_to(SRC) or d.is_relative_to(ROOT / "pipelines")}
+    extra = sorted(str(d.relative_to(ROOT)) for d in code - needed)
+    assert not extra, f"{stage.addressing} lists code it does not import: {extra}"
 
 
 def test_the_closure_follows_lazy_imports():
-    """The train stage imports tracking, which imports wandb_online only inside a function: it counts."""
+    """The train stage imports tracking.loggers, which imports wandb_online only inside a function: it counts; and
+    importing gradlab.cells brings every cell file, which the package imports by listing itself."""
     closure = import_closure(ROOT / "pipelines" / "train.py")
-    assert SRC / "gradlab" / "stages" / "train.py" in closure and SRC / "gradlab" / "wandb_online.py" in closure
+    assert GRADLAB / "stages" / "train.py" in closure and GRADLAB / "tracking" / "wandb_online.py" in closure
+    assert set((GRADLAB / "cells").glob("*.py")) <= closure
+
+
+def test_a_report_figure_reruns_no_training_and_geometry_needs_no_model():
+    """The figures live with their owners and the schemas with their stages: a training run's code is not the
+    report's, and the geometry stage imports no cell, task or model."""
+    train = code_deps(ROOT / "pipelines" / "train.py")
+    assert GRADLAB / "report" not in train and GRADLAB / "study" not in train
+    geometry = code_deps(ROOT / "pipelines" / "geometry.py")
+    assert not {GRADLAB / p for p in ("cells", "tasks", "models", "training")} & geometry, sorted(geometry)
 
 
 def test_dvc_sends_no_usage_analytics():
@@ -118,10 +152,10 @@ def test_dvc_sends_no_usage_analytics():
 
 
 def test_run_outputs_follow_the_run_folder_naming_rule():
-    """dvc.yaml's train/analyze outs, the Hydra default run_name= and gradlab.runfolder.run_name spell one rule; a
+    """dvc.yaml's train/analyze outs, the Hydra default run_name= and gradlab.core.runfolder.run_name spell one rule; a
     paper stage's outs are a training run's files (RunFolder.DVC_OUTS: its last.ckpt is left for a rerun to resume)."""
-    from gradlab.cli import load
-    from gradlab.runfolder import RunFolder, run_name
+    from gradlab.core.runfolder import RunFolder, run_name
+    from gradlab.launch.cli import load
 
     checked, seen = set(), set()
     for stage in stages():

@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import run_entry
 
-from gradlab import geometry as g
-from gradlab.choices import Distribution
-from gradlab.errors import ConfigError
+from gradlab.core.choices import Distribution
+from gradlab.core.errors import ConfigError
+from gradlab.theory import geometry as g
 
 SPHERE_ANGLE_SD = {2: 51.96, 3: 39.17, 10: 19.06, 100: 5.758, 1000: 1.8128}  # docs/geometry.md, as printed there
 N = 10_000  # pairs per sample: sampled statistics are held to a few standard errors of an estimate from N pairs

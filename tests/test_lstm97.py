@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gradlab.config import ConfigError
-from gradlab.models import RecurrentNet
-from gradlab.paper_tasks import AddingHS97Task
+from gradlab.core.errors import ConfigError
+from gradlab.models.net import RecurrentNet
+from gradlab.tasks.adding_hs97 import AddingHS97Task
 
 
 def _net(truncate: bool, hidden: int = 4, block: int = 2, dtype=torch.float64) -> tuple[RecurrentNet, torch.Tensor,
@@ -89,7 +89,7 @@ def test_their_stop_rule_on_the_training_stream(tmp_path):
 
     from conftest import compose_cfg
 
-    from gradlab.module import RecurrentModule
+    from gradlab.training.module import RecurrentModule
 
     cfg = compose_cfg(["paper=hs97_adding", "model.hidden_size=4", "task.seq_len=30", "task.stop_window=4",
                        "task.stop_mean_error=0.01", "logger=none"], tmp_path)

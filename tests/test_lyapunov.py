@@ -1,4 +1,5 @@
-"""Lyapunov spectra (gradlab.lyapunov): the exact linear case, the QR method against the explicit Jacobian product,
+"""Lyapunov spectra (gradlab.analysis.lyapunov): the exact linear case, the QR method against the explicit Jacobian
+product,
 and the LSTM's state being (h, c)."""
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ import math
 import pytest
 import torch
 
-from gradlab.lyapunov import lyapunov_spectrum, state_size, step_map
-from gradlab.models import RecurrentNet
+from gradlab.analysis.lyapunov import lyapunov_spectrum, state_size, step_map
+from gradlab.models.net import RecurrentNet
 from gradlab.tasks import TaskSpec
 
 U = 2.0 ** -53  # float64 unit roundoff
@@ -21,7 +22,7 @@ def raw_spec(input_size: int, T: int) -> TaskSpec:
 
 def explicit_product(net: RecurrentNet, x: torch.Tensor) -> tuple[torch.Tensor, float]:
     """J_T ··· J_1 of one sequence, each J_t the full Jacobian of forward_unrolled's one step with respect to its
-    initial state (h0, c0): an implementation of the step independent of gradlab.lyapunov's; and ∏‖J_t‖₂, which
+    initial state (h0, c0): an implementation of the step independent of gradlab.analysis.lyapunov's; and ∏‖J_t‖₂, which
     bounds the rounding error of forming that product explicitly."""
     H, lstm = net.hidden_size, len(net.cell.state) == 2
     s = torch.zeros(state_size(net), dtype=torch.float64)

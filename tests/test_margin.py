@@ -1,4 +1,5 @@
-"""The verdict with a margin (gradlab.margin) on edited result files: reproduced, not reproduced and inconclusive."""
+"""The verdict with a margin (gradlab.study.verdicts) on edited result files: reproduced, not reproduced and
+inconclusive."""
 
 from __future__ import annotations
 
@@ -7,10 +8,8 @@ import json
 import pytest
 import yaml
 
-from gradlab.grid import PaperRun
-from gradlab.literature import VERDICTS
-from gradlab.margin import BAND, Rule, side
-from gradlab.reproduction import reproduction
+from gradlab.study.grid import PaperRun
+from gradlab.study.verdicts import BAND, VERDICTS, Rule, reproduction, side
 
 
 def _run(tmp_path, paper: str, model: str, T: int, seed: int, task: dict, trainer: dict, metrics: dict) -> PaperRun:

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from gradlab import cells
-from gradlab.models import RecurrentNet
-from gradlab.tasks import AddingTask, CopyTask, generate_adding, generate_copy
+from gradlab.models.net import RecurrentNet
+from gradlab.tasks.adding import AddingTask, generate_adding
+from gradlab.tasks.copy import CopyTask, generate_copy
 
 MODELS = cells.names()  # every registered cell: a new one is tested by being registered
 
@@ -51,7 +52,7 @@ def test_fused_equals_unrolled(kind, dtype, layers):
     torch.manual_seed(0)
     T, H = 300, 32
     model = RecurrentNet(kind, adding_spec(T), hidden_size=H, num_layers=layers,
-                         forget_bias=1.0 if "forget_bias" in cells.get(kind).options else None).to(dtype)
+                         forget_bias=1.0 if "forget_bias" in cells.get(kind).option_names() else None).to(dtype)
     reference = copy.deepcopy(model).double()
     x, y = generate_adding(0, T, 8)
     mse = torch.nn.functional.mse_loss

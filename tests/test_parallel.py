@@ -1,4 +1,4 @@
-"""`make repro JOBS=N`'s runner (gradlab.parallel, pipelines/repro.py): jobs and threads, bad input, the order it
+"""`make repro JOBS=N`'s runner (gradlab.launch.parallel, pipelines/repro.py): jobs and threads, bad input, the order it
 keeps, and what a failing stage leaves. The smoke study itself runs through it in tests/test_study.py."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_entry
 
-from gradlab import parallel
+from gradlab.launch import parallel
 
 
 def test_jobs_and_threads_fill_the_cores_once():

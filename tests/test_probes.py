@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from gradlab import cells
-from gradlab.models import LayerTrace, RecurrentNet
-from gradlab.probes import bptt_probe, decay_rate, horizon, weight_contributions
-from gradlab.tasks import AddingTask, TaskSpec, generate_adding
+from gradlab.models.net import LayerTrace, RecurrentNet
+from gradlab.probe.bptt import bptt_probe, decay_rate, horizon, weight_contributions
+from gradlab.tasks import TaskSpec
+from gradlab.tasks.adding import AddingTask, generate_adding
 
 WORKED = Path(__file__).resolve().parent / "data" / "lstm_bptt_worked_example.json"  # inputs and expected norms
 MODELS = cells.names()  # every registered cell
@@ -291,7 +292,7 @@ def _tiny_curves_args(kind):
 @pytest.mark.parametrize("model", MODELS)
 def test_probe_during_training_writes_table_scalars_and_figures(train, model):
     # lstm97's truncated gradient (its default) leaves ∂ℓ/∂h_t = 0 before the last step: no decay rate to fit on h
-    full = ["model.truncate=false"] if "truncate" in cells.get(model).options else []
+    full = ["model.truncate=false"] if "truncate" in cells.get(model).option_names() else []
     metrics, run_dir = train("profile=smoke", f"model={model}", "task.seq_len=15", "trainer.max_steps=20",
                              "probe.every_n_steps=8", *full)
     import pandas as pd

@@ -6,7 +6,7 @@ import json
 import pytest
 from conftest import ROOT
 
-from gradlab import readme_results as rr
+from gradlab.pages import markers as rr
 
 
 def test_readme_blocks_say_what_their_result_files_say():
@@ -22,10 +22,11 @@ def test_readme_blocks_say_what_their_result_files_say():
 
 
 def test_readmes_picture_is_of_the_recorded_cpu_profile():
-    """docs/report.png carries what it shows (gradlab.picture: written by pipelines/record_study.py from the clone it
+    """docs/report.png carries what it shows (gradlab.pages.picture: written by pipelines/record_study.py from the
+    clone it
     recorded): the commit, profile, tasks, T, models and run count of docs/results/cpu_profile.json, the record of the
     README's block. A picture taken by hand, or of another study, has another record or none."""
-    from gradlab import picture
+    from gradlab.pages import picture
 
     shown = picture.read(ROOT / "docs" / "report.png")
     assert shown is not None, "docs/report.png has no record: pipelines/record_study.py takes it"
@@ -51,8 +52,8 @@ def test_number_formatting():
 
 
 def test_per_T_step_budgets_are_read_from_params_and_written_out():
-    from gradlab.readme_blocks import steps_text
-    from gradlab.results_record import steps_per_T
+    from gradlab.pages.blocks import steps_text
+    from gradlab.pages.recording import steps_per_T
 
     assert steps_per_T("{20:400,50:800,100:1600}") == {20: 400, 50: 800, 100: 1600}
     assert steps_per_T({"20": 400, "50": 800}) == {20: 400, 50: 800} and steps_per_T(300) == 300
@@ -66,7 +67,7 @@ def _finished_study(root, params, wall_s, jobs, metrics, threads=1):
     import pandas as pd
     import yaml
 
-    from gradlab import summary
+    from gradlab.study import summary
 
     (root / "results" / "summary").mkdir(parents=True)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
@@ -149,8 +150,8 @@ def test_the_record_carries_the_reproduction_table_and_the_geometry_and_renders_
 def test_a_papers_record_sets_two_clones_verdicts_side_by_side_with_each_rows_time(tmp_path):
     """record_study --other: each reproduction row gets the other clone's verdict and whether it agrees, its time a
     seed from the runs' run_info.json, and the setups left to a GPU an estimated time; the block renders them."""
-    from gradlab.grid import PaperRun
-    from gradlab.reproduction import reproduction
+    from gradlab.study.grid import PaperRun
+    from gradlab.study.verdicts import reproduction
 
     params = {"profile": "papers-cpu", "study": {"tasks": ["adding"], "seq_lens": [10], "seeds": [0],
                                                 "models": [{"name": "lstm", "hidden_size": 4}],

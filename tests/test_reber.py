@@ -1,5 +1,5 @@
-"""Gers et al. 2000's continual embedded Reber grammar (gradlab.reber): the generator against the grammar, the
-multilabel loss and accuracy, the per-position statistics of the test streams (gradlab.stream) and a real run."""
+"""Gers et al. 2000's continual embedded Reber grammar (gradlab.tasks.reber): the generator against the grammar, the
+multilabel loss and accuracy, the per-position statistics of the test streams (gradlab.probe.stream) and a real run."""
 
 from types import SimpleNamespace
 
@@ -7,11 +7,12 @@ import pytest
 import torch
 from conftest import read_json, run_entry
 
-from gradlab.data import load_split, write_dataset
-from gradlab.module import RecurrentModule
-from gradlab.reber import EMBEDDED, REBER, SYMBOLS, ReberContinualTask, generate_reber_continual, legal_next
-from gradlab.stream import COLUMNS, bin_edges, cell_state_norms, stream_table
-from gradlab.tasks import TASKS, empirical_baseline
+from gradlab.data.sets import load_split, write_dataset
+from gradlab.probe.stream import COLUMNS, bin_edges, cell_state_norms, stream_table
+from gradlab.tasks import TASKS
+from gradlab.tasks.base import empirical_baseline
+from gradlab.tasks.reber import EMBEDDED, REBER, SYMBOLS, ReberContinualTask, generate_reber_continual, legal_next
+from gradlab.training.module import RecurrentModule
 
 
 def walk(table, symbols: str, state: int = 0) -> list[int]:
@@ -121,7 +122,7 @@ def test_the_multilabel_loss_and_accuracy_on_a_hand_made_example():
 def test_stream_statistics_bins_errors_and_the_cell_state():
     edges = bin_edges(100000)
     assert edges[0] == 0 and edges[-1] == 100000 and edges == sorted(set(edges)) and len(edges) <= 42
-    from gradlab.models import RecurrentNet
+    from gradlab.models.net import RecurrentNet
 
     spec = ReberContinualTask().spec()
     torch.manual_seed(0)

@@ -1,4 +1,5 @@
-"""Pascanu, Mikolov & Bengio 2013's regulariser Ω (gradlab.regulariser) against the formula written out literally,
+"""Pascanu, Mikolov & Bengio 2013's regulariser Ω (gradlab.models.regulariser) against the formula written out
+literally,
 its config, and a training run through the real command line."""
 
 import csv
@@ -8,10 +9,10 @@ import pytest
 import torch
 from conftest import read_json, run_entry
 
-from gradlab.errors import ConfigError
-from gradlab.models import RecurrentNet
-from gradlab.regulariser import BOUND, pascanu_omega
-from gradlab.tasks import AddingTask
+from gradlab.core.errors import ConfigError
+from gradlab.models.net import RecurrentNet
+from gradlab.models.regulariser import BOUND, pascanu_omega
+from gradlab.tasks.adding import AddingTask
 
 H, T, B = 3, 5, 4
 
@@ -148,7 +149,7 @@ def test_a_bad_regulariser_value_is_one_line_naming_it_and_the_choices(tmp_path)
         result = run_entry("train.py", *args, cwd=tmp_path)
         assert result.returncode == 1 and result.stderr == f"error: {message}\n", result.stderr
     assert list(tmp_path.iterdir()) == []
-    from gradlab.config import RegulariserConfig
+    from gradlab.models.regulariser import RegulariserConfig
 
     with pytest.raises(ConfigError, match="regulariser.name='l2' is not a valid choice; choose one of: none, pascanu"):
         RegulariserConfig(name="l2")

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from gradlab import summary as study
-from gradlab.browser import VIEWPORT, chromium, render
-from gradlab.literature import PUBLISHED
+from gradlab.report.browser import VIEWPORT, chromium, render
 from gradlab.stages import report
+from gradlab.study import summary as study
+from gradlab.study.claims import PUBLISHED
 
 # smoke_study (tests/conftest.py): a copy of the repository with the smoke study reproduced, once per session
 
@@ -54,8 +54,8 @@ def test_the_record_steps_picture_is_the_first_screen_and_says_what_it_shows(smo
     1280x800, its record (from the study's own record) in the PNG; a second take replaces it whole."""
     from PIL import Image
 
-    from gradlab import picture
-    from gradlab.results_record import study_record
+    from gradlab.pages import picture
+    from gradlab.pages.recording import study_record
 
     record = picture.picture_record("smoke", study_record(smoke_study))
     assert record["models"] == [m["name"] for m in yaml.safe_load((smoke_study / "params.yaml").read_text())
@@ -150,7 +150,7 @@ def test_a_one_word_cell_does_not_break_mid_word_and_a_long_one_still_wraps():
     cell); a short word now gets white-space:nowrap, a run name or a paper's setup still wraps anywhere."""
     import pandas as pd
 
-    from gradlab.report_html import CSS, html_table
+    from gradlab.report.html import CSS, html_table
 
     page = html_table(pd.DataFrame({"model": ["nfg_lstm"], "run": ["adding-T100-nfg_lstm-norm1.0-s0"],
                                     "setup": ["two words"], "T": [100]}), left=("model", "run", "setup"))

@@ -30,7 +30,7 @@ def test_the_documented_run_reproduces_readme_figures(tmp_path):
     rnn's gradient vanishes at least 1e3-fold over T=100, the lstm's less, the nfg's cell gradient does not vanish."""
     import math
 
-    from gradlab.results_record import machine, read_result
+    from gradlab.pages.recording import machine, read_result
     from gradlab.stages import documented_run
 
     new = documented_run.run(tmp_path / "work", tmp_path / "results", tmp_path)

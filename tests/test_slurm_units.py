@@ -11,9 +11,9 @@ import pytest
 from conftest import ROOT
 from omegaconf import OmegaConf
 
-from gradlab import slurm
-from gradlab.errors import ConfigError
-from gradlab.resume import GracefulStop
+from gradlab.core.errors import ConfigError
+from gradlab.launch import slurm
+from gradlab.training.resume import GracefulStop
 
 
 @pytest.mark.parametrize(("limit", "minutes"), [("infinite", None), ("1:00:00", 60), ("2-00:00:00", 2880),

@@ -18,7 +18,7 @@ import yaml
 from conftest import BIN, copy_repository, copy_study, dvc, repro, study_env
 
 from gradlab import cells
-from gradlab.browser import chromium, render
+from gradlab.report.browser import chromium, render
 
 _env = study_env
 
@@ -44,7 +44,7 @@ def test_smoke_study_runs_end_to_end(study):
     assert set(metrics["adding"]["T10"]) == {f"{m['name']}-{c['tag']}" for m in params["study"]["models"]
                                              for c in params["study"]["clips"]}
     assert metrics["adding"]["longest"] == {"T": 10, **metrics["adding"]["T10"]}  # columns shared across T
-    from gradlab.wandb_log import logged_keys
+    from gradlab.tracking.wandb_log import logged_keys
 
     summary_run = next((study / "results/summary/wandb").glob("offline-run-*"))
     assert {"summary/table", "summary/adding/longest/T", "summary/adding/T10/lstm-norm1.0/solved_frac",
@@ -118,7 +118,7 @@ def test_one_models_hidden_size_reruns_only_that_model(study):
         params["study"]["models"][1]["hidden_size"] += 4  # lstm
         params_path.write_text(yaml.safe_dump(params, sort_keys=False))
         stale = set(json.loads(dvc(study, "status", "--json").stdout))
-        from gradlab.parallel import plan
+        from gradlab.launch.parallel import plan
 
         planned = plan(study)
     finally:

@@ -8,10 +8,11 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from gradlab import summary as study
-from gradlab.errors import ConfigError
-from gradlab.grid import profiles, read_params, study_runs, switch_profile
-from gradlab.literature import PUBLISHED, VERDICTS, published_for, published_table
+from gradlab.core.errors import ConfigError
+from gradlab.study import summary as study
+from gradlab.study.claims import PUBLISHED, published_for, published_table
+from gradlab.study.grid import profiles, read_params, study_runs, switch_profile
+from gradlab.study.verdicts import VERDICTS
 
 
 def test_shipped_params_are_the_cpu_profile():
@@ -198,7 +199,7 @@ def test_lyapunov_agreement_per_model_and_its_reading_follow_the_numbers():
 
 def _paper_run(tmp_path, name, solved, solved_at_step, batch_size=64):
     """A finished paper run as the `paper` stage leaves it: config.yaml (resolved) and metrics.json."""
-    from gradlab.grid import PaperRun
+    from gradlab.study.grid import PaperRun
 
     run = PaperRun("hs97_adding", 100, "nfg_lstm", int(name[-1]))
     folder = tmp_path / "runs" / run.name
@@ -215,7 +216,7 @@ def _paper_run(tmp_path, name, solved, solved_at_step, batch_size=64):
 def test_the_reproduction_row_follows_the_result_files(tmp_path):
     """The H&S 1997 row: their sequences beside ours and the setup's differences; solved k/n follows metrics.json;
     none run -> not run. (The verdict's margin: tests/test_margin.py.)"""
-    from gradlab.reproduction import reproduction
+    from gradlab.study.verdicts import reproduction
 
     runs = [_paper_run(tmp_path, f"s{s}", True, step) for s, step in ((0, 2000), (1, 3000), (2, 2500))]
     papers = [r for r, _ in runs]
@@ -246,7 +247,7 @@ def test_cells_pool_seeds_with_ranges_and_say_when_there_is_one_seed():
     rows = [base | {"model": "lstm", "seed": s, "solved": s < 3, "solved_at_step": [1000, 1500, 2500, None][s],
                     "loss_rel_baseline": [0.001, 0.002, 0.004, 0.5][s]} for s in range(4)]
     rows.append(base | {"model": "rnn", "seed": 0, "solved": False, "loss_rel_baseline": 0.9})
-    table = study.cells(pd.DataFrame(rows, columns=study.COLUMNS)).set_index("model")
+    table = study.pooled(pd.DataFrame(rows, columns=study.COLUMNS)).set_index("model")
     lstm, rnn = table.loc["lstm"], table.loc["rnn"]
     assert lstm.solved == "3/4" and lstm.steps_to_solve == 1500 and lstm.steps_to_solve_range == "1000-2500"
     assert lstm["loss/baseline"] == pytest.approx(0.003) and lstm["loss/baseline_iqr"] == "0.00175-0.128"

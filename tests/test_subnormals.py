@@ -12,11 +12,12 @@ import pytest
 import torch
 from conftest import read_json
 
-from gradlab.models import RecurrentNet
-from gradlab.module import RecurrentModule
-from gradlab.probes import bptt_probe, decay_rate
-from gradlab.subnormals import flush_state
-from gradlab.tasks import AddingTask, CopyTask
+from gradlab.models.net import RecurrentNet
+from gradlab.probe.bptt import bptt_probe, decay_rate
+from gradlab.tasks.adding import AddingTask
+from gradlab.tasks.copy import CopyTask
+from gradlab.training.module import RecurrentModule
+from gradlab.training.subnormals import flush_state
 
 FLOAT32_TINY = torch.finfo(torch.float32).tiny  # 1.18e-38, float32's smallest normal number
 
@@ -25,7 +26,7 @@ def test_flushing_reaches_every_intra_op_thread_also_once_the_pool_runs():
     """torch.set_flush_denormal sets the calling thread only; OpenMP's workers, once started, keep their own bits."""
     script = """
 import torch
-from gradlab.subnormals import flush_state, flushing
+from gradlab.training.subnormals import flush_state, flushing
 torch.set_num_threads(2)
 assert flush_state() == 0.0  # also starts the OpenMP pool, without flushing
 torch.set_flush_denormal(True)

@@ -57,9 +57,9 @@ class StepSpy(pl.Callback):
 def test_norm_clipping_steps_with_the_clipped_gradient(tmp_path):
     """Plain SGD (θ ← θ − lr·g): each step's parameter change is −lr times the gradient it used, whose norm is the
     logged grad/norm_postclip: the threshold where clipping fired, the unclipped norm elsewhere."""
-    from gradlab.module import RecurrentModule
-    from gradlab.runfolder import RunFolder
+    from gradlab.core.runfolder import RunFolder
     from gradlab.stages.train import build_trainer, prepare_data
+    from gradlab.training.module import RecurrentModule
 
     # Seeded: unseeded, this chaotic net's norms ran from 0.4 to 1000 and clipping at 4 fired on 19 to 30 of the 30
     # steps (30 fails the test). Seed 0 at threshold 10: norms 0.4-4654, clipping fires on 11 of 30.
@@ -102,9 +102,9 @@ class GradientSpy(pl.Callback):
 
 
 def test_value_clipping_bounds_every_entry(tmp_path):
-    from gradlab.module import RecurrentModule
-    from gradlab.runfolder import RunFolder
+    from gradlab.core.runfolder import RunFolder
     from gradlab.stages.train import build_trainer, prepare_data
+    from gradlab.training.module import RecurrentModule
 
     cfg = compose_cfg([*SMOKE, "model=rnn", "clip=value", "clip.threshold=0.01", "trainer.max_steps=10"], tmp_path)
     dm = prepare_data(cfg)
@@ -137,9 +137,9 @@ class PoisonGradient(pl.Callback):
 
 
 def test_nonfinite_gradient_stops_cleanly(tmp_path):
-    from gradlab.module import RecurrentModule
-    from gradlab.runfolder import RunFolder
+    from gradlab.core.runfolder import RunFolder
     from gradlab.stages.train import build_trainer, prepare_data
+    from gradlab.training.module import RecurrentModule
 
     cfg = compose_cfg([*SMOKE, "trainer.max_steps=10"], tmp_path)
     module = RecurrentModule(cfg)

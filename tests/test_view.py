@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from gradlab import view
+from gradlab.tracking import view
 
 BIN = Path(sys.executable).parent
 TMUX = shutil.which("tmux")
@@ -58,7 +58,8 @@ def study(smoke_study: Path):
 
 
 def _wandb_runs_on_disk(study: Path) -> list[str]:
-    """The wandb runs of the study as its folders hold them, counted without gradlab.view: one per offline-run-*
+    """The wandb runs of the study as its folders hold them, counted without gradlab.tracking.view: one per
+    offline-run-*
     folder (with its .wandb log) of every training run, analysis and result stage."""
     found = []
     for top in ("runs/*", "runs/*/analysis", "results/*"):

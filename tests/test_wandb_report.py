@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, compose_cfg
 
-from gradlab import wandb_log as wlog
-from gradlab import wandb_online as online
-from gradlab import wandb_panels as panels
+from gradlab.report import wandb_blocks as blocks
+from gradlab.report import wandb_panels as panels
+from gradlab.tracking import wandb_log as wlog
+from gradlab.tracking import wandb_online as online
 
 SMALL = ("profile=smoke", "task.seq_len=10", "trainer.max_steps=6", "probe.every_n_steps=3", "logger.mode=offline")
 DIMS, DISTRIBUTIONS = (2, 10), ("cube",)
@@ -26,7 +27,7 @@ CLOSED = "http://127.0.0.1:9"  # a closed loopback port: refused at once, never 
 def study(tmp_path_factory) -> Path:
     """A tiny study made by the real pipeline, in-process: lstm (adding) and rnn (first_token) training runs, the
     analysis of both, the geometry stage; every wandb run offline. Returns its root (runs/, results/)."""
-    from gradlab.cli import load
+    from gradlab.launch.cli import load
     from gradlab.stages import analyze, geometry
     from gradlab.stages.train import run_training
 
@@ -164,7 +165,7 @@ def test_reader_refuses_a_log_format_it_does_not_know(study, tmp_path):
 def test_make_view_lists_exactly_the_runs_make_sync_uploads(smoke_study):
     """Every wandb run `make view` shows is one `make sync` uploads, and no other: on the smoke study, whose result
     stages (summary, geometry, cliff) log runs beside the training and analysis runs."""
-    from gradlab import view
+    from gradlab.tracking import view
 
     shown = {r.source.resolve() for r in view.find_runs(smoke_study)}
     synced = {folder.resolve() for _, folder in online.find_offline_runs(smoke_study)}
@@ -361,7 +362,7 @@ def test_reader_reassembles_records_split_across_blocks(tmp_path):
 def test_builder_makes_the_report_objects_offline(no_login):
     import wandb_workspaces.reports.v2 as wr
     spec = panels.report_spec(layers=(0, 1), geometry_dims=DIMS, geometry_distributions=DISTRIBUTIONS)
-    report = panels.build_report(spec, "gradlab", "an-entity")  # an explicit entity: no API call
+    report = blocks.build_report(spec, "gradlab", "an-entity")  # an explicit entity: no API call
     assert isinstance(report, wr.Report) and report.project == "gradlab" and report.entity == "an-entity"
     assert isinstance(report.blocks[0], wr.TableOfContents)
     assert [b.text for b in report.blocks if isinstance(b, wr.H1)] == [s.title for s in spec]
@@ -386,7 +387,7 @@ def test_builder_makes_the_report_objects_offline(no_login):
     analysis = [g.runsets[0] for g in grids if g.runsets[0].name == "analysis runs"]
     assert analysis and all(r.filters == panels.RUNSET_FILTERS["analysis"] for r in analysis)
     # only the kinds of run that exist: no summary stage yet -> no summary table panel
-    partial = panels.build_report(spec, "gradlab", "an-entity", sources=["train", "analysis", "geometry"])
+    partial = blocks.build_report(spec, "gradlab", "an-entity", sources=["train", "analysis", "geometry"])
     assert not any(isinstance(p, wr.WeavePanelSummaryTable) and p.table_name == "summary/table"
                    for b in partial.blocks if isinstance(b, wr.PanelGrid) for p in b.panels)
 

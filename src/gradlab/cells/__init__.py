@@ -1,57 +1,17 @@
-"""The registry of recurrent cells: a model kind is one `Cell` (gradlab.cells.base), registered by name.
+"""The recurrent cells: one file per model kind (its `Cell` subclass, `@register`), one conf/model/<name>.yaml each.
 
-Adding a model is its cell class (a module here, or anywhere that calls `register`) plus conf/model/<name>.yaml.
+This package imports every module in it, so that a cell file is registered by being here; `CELLS` holds one
+instance per kind in their `order`. Adding a model is its file plus its conf (docs/cells.md, "Adding a model").
 """
 
 from __future__ import annotations
 
-from gradlab.cells.base import Cell, ElementwiseCell, sparse_spectral_
-from gradlab.cells.elman import IRNN, TanhRNN
-from gradlab.cells.exprnn import ExpRNN
-from gradlab.cells.gated import GRU, LSTM, NFG_FORGET_BIAS, NoForgetGateLSTM
-from gradlab.cells.lstm97 import LSTM97
-from gradlab.errors import ConfigError
+import importlib
+import pkgutil
 
-CELLS: dict[str, Cell] = {}
+from gradlab.cells.base import CELLS, CLASSIC, elementwise, get, names, register, unregister, with_state
 
-# The three models gradlab was born with, in the order the studies and the demo draw them; the remedies follow.
-CLASSIC = ("rnn", "lstm", "nfg_lstm")
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
-
-def register(cell: Cell) -> Cell:
-    """Add a cell to the registry under cell.name (a test's toy cell, a new model); returns it."""
-    CELLS[cell.name] = cell
-    return cell
-
-
-def unregister(name: str) -> None:
-    CELLS.pop(name, None)
-
-
-def get(name: str) -> Cell:
-    """The registered cell called `name`, or a ConfigError naming the valid choices."""
-    try:
-        return CELLS[str(name)]
-    except KeyError:
-        raise ConfigError(f"model.name={name!r} is not a model; choose from {', '.join(CELLS)}") from None
-
-
-def names() -> tuple[str, ...]:
-    return tuple(CELLS)
-
-
-def with_state(part: str) -> tuple[str, ...]:
-    """The models whose state has `part` (e.g. "c": the cell state of the LSTMs)."""
-    return tuple(n for n, c in CELLS.items() if part in c.state)
-
-
-def elementwise() -> tuple[str, ...]:
-    """The models h_t = φ(a_t) with a plain W_hh (the RNN theory: mean field, Pascanu's bound, W_hh's spectrum)."""
-    return tuple(n for n, c in CELLS.items() if isinstance(c, ElementwiseCell))
-
-
-for _cell in (TanhRNN(), LSTM(), NoForgetGateLSTM(), GRU(), IRNN(), ExpRNN(), LSTM97()):
-    register(_cell)
-
-__all__ = ["CELLS", "CLASSIC", "Cell", "ElementwiseCell", "NFG_FORGET_BIAS", "elementwise", "get", "names",
-           "register", "sparse_spectral_", "unregister", "with_state"]
+__all__ = ["CELLS", "CLASSIC", "elementwise", "get", "names", "register", "unregister", "with_state"]

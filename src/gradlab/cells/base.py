@@ -8,34 +8,47 @@ registry (`gradlab.cells.CELLS`) and asks the cell; nothing outside this package
 
 The step takes the two pre-activations separately, v_t = W_ih x_t + b_ih and u_t = W_hh h_{t-1} + b_hh, so that the
 probe's per-step weight contributions (∂L/∂W_ih)^(t) = (∂L/∂v_t)ᵀ x_t and (∂L/∂W_hh)^(t) = (∂L/∂u_t)ᵀ h_{t-1} hold
-for every cell, also where a gate multiplies u_t (the GRU's reset gate).
-"""
+for every cell, also where a gate multiplies u_t (the GRU's reset gate)."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from gradlab.errors import ConfigError
-
-if TYPE_CHECKING:
-    from gradlab.models import RecurrentNet
+from gradlab.core.errors import ConfigError
 
 State = tuple[Tensor, ...]
+
+
+class Net(Protocol):
+    """What a cell sees of the network around it (gradlab.models.net.RecurrentNet, which the cells come before):
+    its sizes, the cell's own model options, its fused module and per-layer activations, and its weights."""
+
+    hidden_size: int
+    num_layers: int
+    options: dict[str, Any]
+    rnn: nn.Module
+    acts: nn.ModuleList
+
+    def weights(self, layer: int) -> tuple[Tensor, Tensor, Tensor, Tensor]: ...
 
 
 class Cell:
     """The base of every cell. Subclasses set the class attributes and `step`; `fused` and `init` have defaults."""
 
     name: ClassVar[str]
+    order: ClassVar[int] = 1000  # its place in CELLS: plot colours, tables and error texts follow it
     about: ClassVar[str]  # one line: what it is, whose it is
     theory: ClassVar[str]  # one line: what decay_rate_predicted is for this cell
     state: ClassVar[tuple[str, ...]] = ("h",)  # the recurrent state; h first, a second part is the cell state c
     gates: ClassVar[int] = 1  # blocks of H rows in W_ih and W_hh
-    options: ClassVar[frozenset[str]] = frozenset()  # model.* keys only this cell takes (e.g. forget_bias)
+    # The model.* keys only this cell takes (e.g. forget_bias), as a dataclass: its fields join the `model` group's
+    # schema for this cell (gradlab.models.config.model_schema), so conf/model/<name>.yaml is checked against them.
+    Options: ClassVar[type] = None  # set below: NoOptions
     inits: ClassVar[tuple[str, ...]] = ("default", "orthogonal", "sparse")  # the model.recurrent_init it accepts
     fused_kernel: ClassVar[bool] = True  # False: training runs `step` in a loop (no fused kernel computes it)
     smooth: ClassVar[bool] = True  # False: the step has kinks (ReLU, modReLU); `kink_distance` says where
@@ -45,20 +58,23 @@ class Cell:
         `fused_kernel`, computes the whole sequence in one call. `options`: the cell's own model.* values."""
         raise NotImplementedError
 
-    def check_options(self, recurrent_init: str, forget_bias: float | None, **options: Any) -> None:
-        """ConfigError for a model.* value this cell does not take, naming the cells that do."""
-        for key, value in ({"forget_bias": forget_bias} | options).items():
-            if value is not None and key not in self.options:
-                from gradlab.cells import CELLS
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls.Options))
 
-                takers = [n for n, c in CELLS.items() if key in c.options]
+    def check_options(self, recurrent_init: str, **options: Any) -> None:
+        """ConfigError for a model.* value this cell does not take, naming the cells that do."""
+        for key, value in options.items():
+            if value is not None and key not in self.option_names():
+                takers = [n for n, c in CELLS.items() if key in c.option_names()]
                 raise ConfigError(f"model.{key}={value!r} applies only to model={'|'.join(takers)}, not {self.name}")
+        self.Options(**{k: v for k, v in options.items() if v is not None})  # the cell's own checks, if any
         if recurrent_init not in self.inits:
             raise ConfigError(f"model.recurrent_init={recurrent_init!r} does not apply to model={self.name}; "
                               f"choose from {', '.join(self.inits)}")
 
     @torch.no_grad()
-    def init(self, net: RecurrentNet, recurrent_init: str, gain: float, forget_bias: float | None) -> None:
+    def init(self, net: Net, recurrent_init: str, gain: float) -> None:
         """Default: PyTorch's init, optionally with every W_hh gate block gain·Q (orthogonal) or sparse."""
         H = net.hidden_size
         for layer in range(net.num_layers):
@@ -69,33 +85,41 @@ class Cell:
                 elif recurrent_init == "sparse":
                     sparse_spectral_(block, gain)
 
-    def constrain(self, net: RecurrentNet) -> None:
+    def constrain(self, net: Net) -> None:
         """After init and inside every optimizer step: restore what the cell holds fixed (default: nothing)."""
 
-    def sequence(self, net: RecurrentNet, inp: Tensor) -> Tensor | None:
+    def sequence(self, net: Net, inp: Tensor) -> Tensor | None:
         """A faster way than the step loop to compute the last layer's h of every step ((B, T, H)) with the
-        training gradient, for a cell without a fused kernel; None: the step loop (RecurrentNet.forward_unrolled)."""
+        training gradient, for a cell without a fused kernel; None: the step loop (Net.forward_unrolled)."""
         return None
 
-    def step(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor, state: State) -> State:
+    def step(self, net: Net, layer: int, v: Tensor, u: Tensor, state: State) -> State:
         """One time step from v = W_ih x + b_ih and u = W_hh h_{t-1} + b_hh ((..., G·H), any leading shape) and the
         previous state; returns the new state, h first."""
         raise NotImplementedError
 
-    def kink_distance(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor) -> Tensor | None:
+    def kink_distance(self, net: Net, layer: int, v: Tensor, u: Tensor) -> Tensor | None:
         """How far each pre-activation lies from the nearest point where the step is not smooth (ReLU's 0), None
         for a smooth cell. Rounding can move a value across a kink and flip a derivative, so an error bound for
         float32 against float64 holds only where every value lies farther than the error (tests check it)."""
         return None
 
-    def curves(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor) -> dict[str, Tensor]:
+    def curves(self, net: Net, layer: int, v: Tensor, u: Tensor) -> dict[str, Tensor]:
         """Per-step diagnostics the probe records beside the gradient norms, from the stacked pre-activations
         (T, B, G·H): each (T,). Names starting with _ stay out of bptt.csv."""
         return {}
 
-    def theory_scalars(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor) -> dict[str, float]:
+    def theory_scalars(self, net: Net, layer: int, v: Tensor, u: Tensor) -> dict[str, float]:
         """decay_rate_predicted (ln per step; the dominant mode's rate) and any other theory numbers."""
         return {}
+
+
+@dataclass
+class NoOptions:
+    """A cell with no model.* keys of its own."""
+
+
+Cell.Options = NoOptions
 
 
 class ElementwiseCell(Cell):
@@ -113,21 +137,21 @@ class ElementwiseCell(Cell):
         """φ of one layer, as a module (net.acts[layer]; the theory tests swap in nn.Identity for the linear RNN)."""
         raise NotImplementedError
 
-    def step(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor, state: State) -> State:
+    def step(self, net: Net, layer: int, v: Tensor, u: Tensor, state: State) -> State:
         return (net.acts[layer](v + u),)
 
-    def derivative(self, net: RecurrentNet, layer: int, a: Tensor) -> Tensor:
+    def derivative(self, net: Net, layer: int, a: Tensor) -> Tensor:
         """φ'(a) elementwise, by autograd through the layer's own activation (a swapped-in identity is honoured)."""
         with torch.enable_grad():
             a = a.detach().requires_grad_(True)
             return torch.autograd.grad(net.acts[layer](a).sum(), a)[0]
 
-    def curves(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor) -> dict[str, Tensor]:
+    def curves(self, net: Net, layer: int, v: Tensor, u: Tensor) -> dict[str, Tensor]:
         d = self.derivative(net, layer, v + u)
         return {"act_deriv_mean": d.abs().mean(dim=(1, 2)), "_deriv_sq_mean": d.square().mean(dim=(1, 2)),
                 "_deriv_abs_max": d.abs().amax(dim=(1, 2))}
 
-    def theory_scalars(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor) -> dict[str, float]:
+    def theory_scalars(self, net: Net, layer: int, v: Tensor, u: Tensor) -> dict[str, float]:
         c = self.curves(net, layer, v, u)
         w_hh = net.weights(layer)[1].detach().double()
         gain = w_hh.square().sum() / w_hh.shape[1]
@@ -153,7 +177,7 @@ class PiecewiseLinearCell(ElementwiseCell):
     smooth = False
     theory = "active block: ln ρ(W_hh[S, S]), S the units active on most steps (mean field beside it)"
 
-    def theory_scalars(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor) -> dict[str, float]:
+    def theory_scalars(self, net: Net, layer: int, v: Tensor, u: Tensor) -> dict[str, float]:
         scalars = super().theory_scalars(net, layer, v, u)
         active = (self.derivative(net, layer, v + u).abs() > 0.5).double().mean(dim=(0, 1)) > 0.5
         w_ss = net.weights(layer)[1].detach().double()[active][:, active]
@@ -180,3 +204,64 @@ def sparse_spectral_(w: Tensor, radius: float, nonzero: int = 15) -> Tensor:
         w.scatter_(1, drop, 0.0)
     rho = torch.linalg.eigvals(w.double()).abs().max()
     return w.mul_(radius / float(rho))
+
+
+class RNNWeights(nn.Module):
+    """nn.RNN's parameters under nn.RNN's names, without its kernel: nn.RNN would keep the computed exp(A) in its
+    flat-weights list (a non-leaf tensor, which breaks deepcopy and `.double()`)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, rows: int | None = None):
+        super().__init__()
+        rows = hidden_size if rows is None else rows  # lstm97: two gates a block, an input a cell
+        for layer in range(num_layers):
+            fan_in = input_size if layer == 0 else hidden_size
+            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(rows, fan_in)))
+            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(rows, hidden_size)))
+            self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.zeros(rows)))
+            self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.zeros(rows)))
+
+
+# ------------------------------------------------------------------------------------------------ the registry
+
+CELLS: dict[str, Cell] = {}
+
+# The three models gradlab was born with, in the order the studies and the demo draw them; the remedies follow.
+CLASSIC = ("rnn", "lstm", "nfg_lstm")
+
+
+def register(cell: type[Cell] | Cell) -> Any:
+    """Add a cell to the registry under its name, CELLS kept in the cells' `order`; returns what it was given.
+    As a class decorator in the cell's own file (gradlab.cells imports every module of its package), or called with
+    an instance (a test's toy cell, a model defined elsewhere)."""
+    instance = cell() if isinstance(cell, type) else cell
+    CELLS[instance.name] = instance
+    ordered = sorted(CELLS.values(), key=lambda c: c.order)
+    CELLS.clear()
+    CELLS.update({c.name: c for c in ordered})
+    return cell
+
+
+def unregister(name: str) -> None:
+    CELLS.pop(name, None)
+
+
+def get(name: str) -> Cell:
+    """The registered cell called `name`, or a ConfigError naming the valid choices."""
+    try:
+        return CELLS[str(name)]
+    except KeyError:
+        raise ConfigError(f"model.name={name!r} is not a model; choose from {', '.join(CELLS)}") from None
+
+
+def names() -> tuple[str, ...]:
+    return tuple(CELLS)
+
+
+def with_state(part: str) -> tuple[str, ...]:
+    """The models whose state has `part` (e.g. "c": the cell state of the LSTMs)."""
+    return tuple(n for n, c in CELLS.items() if part in c.state)
+
+
+def elementwise() -> tuple[str, ...]:
+    """The models h_t = φ(a_t) with a plain W_hh (the RNN theory: mean field, Pascanu's bound, W_hh's spectrum)."""
+    return tuple(n for n, c in CELLS.items() if isinstance(c, ElementwiseCell))

@@ -13,16 +13,13 @@ normal for ReLU, b_ih = b_hh = 0, modReLU's b ~ U(−0.01, 0.01).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import orthogonal
 
-from gradlab.cells.base import PiecewiseLinearCell
-
-if TYPE_CHECKING:
-    from gradlab.models import RecurrentNet
+from gradlab.cells.base import Net, PiecewiseLinearCell, RNNWeights, register
 
 
 class ModReLU(nn.Module):
@@ -36,23 +33,10 @@ class ModReLU(nn.Module):
         return torch.sign(a) * torch.relu(a.abs() + self.bias)
 
 
-class RNNWeights(nn.Module):
-    """nn.RNN's parameters under nn.RNN's names, without its kernel: nn.RNN would keep the computed exp(A) in its
-    flat-weights list (a non-leaf tensor, which breaks deepcopy and `.double()`)."""
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int, rows: int | None = None):
-        super().__init__()
-        rows = hidden_size if rows is None else rows  # lstm97: two gates a block, an input a cell
-        for layer in range(num_layers):
-            fan_in = input_size if layer == 0 else hidden_size
-            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(rows, fan_in)))
-            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(rows, hidden_size)))
-            self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.zeros(rows)))
-            self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.zeros(rows)))
-
-
+@register
 class ExpRNN(PiecewiseLinearCell):
     name = "exprnn"
+    order = 60  # its place in the registry (plot colours, tables, error texts)
     about = "expRNN (Lezcano-Casado & Martínez-Rubio 2019): W_hh = exp(A), A skew-symmetric, modReLU; step loop"
     inits = ("default",)  # Henaff's skew init of A
     fused_kernel = False
@@ -66,12 +50,12 @@ class ExpRNN(PiecewiseLinearCell):
     def activations(self, hidden_size: int) -> nn.Module:
         return ModReLU(hidden_size)
 
-    def kink_distance(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor) -> Tensor:
+    def kink_distance(self, net: Net, layer: int, v: Tensor, u: Tensor) -> Tensor:
         a = (v + u).abs()  # modReLU jumps at a = 0 and bends where |a| = −b
         return torch.minimum(a, (a + net.acts[layer].bias).abs())
 
     @torch.no_grad()
-    def init(self, net: RecurrentNet, recurrent_init: str, gain: float, forget_bias: float | None) -> None:
+    def init(self, net: Net, recurrent_init: str, gain: float) -> None:
         H = net.hidden_size
         for layer in range(net.num_layers):
             w_ih, _, b_ih, b_hh = net.weights(layer)

@@ -18,23 +18,19 @@ step's gates at once from the (constant) h_{t-1}, and c by a cumulative sum, whi
 gradient as the step loop, at the cost of a few batched operations (tests/test_lstm97.py checks both).
 
 Init as theirs: every weight U(−0.1, 0.1), biases 0 except the input gates' (`model.input_gate_bias`, one value
-per block: their negative biases against state drift).
-"""
+per block: their negative biases against state drift)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gradlab.cells.base import Cell, State
-from gradlab.cells.exprnn import RNNWeights
-from gradlab.errors import ConfigError
-
-if TYPE_CHECKING:
-    from gradlab.models import RecurrentNet
+from gradlab.cells.base import Cell, Net, RNNWeights, State, register
+from gradlab.core.errors import ConfigError
 
 
 def _layout(hidden_size: int, options: dict[str, Any]) -> tuple[int, int]:
@@ -46,7 +42,7 @@ def _layout(hidden_size: int, options: dict[str, Any]) -> tuple[int, int]:
     return s, hidden_size // s
 
 
-def _states_before(net: RecurrentNet, vb: Tensor, w_hh: Tensor) -> Tensor:
+def _states_before(net: Net, vb: Tensor, w_hh: Tensor) -> Tensor:
     """h_{t-1} of every step ((B, T, H), h_{-1} = 0) from vb = W_ih x_t + b_ih + b_hh, by a loop without autograd.
     In numpy: at the 1997 sizes (4 cells, one sequence per update) a torch operation's dispatch is most of the
     cost (measured on 2 cores: 6.8 ms a sequence in torch, 1.4 ms in numpy, T=110)."""
@@ -66,14 +62,21 @@ def _states_before(net: RecurrentNet, vb: Tensor, w_hh: Tensor) -> Tensor:
     return torch.from_numpy(out).to(vb.device)
 
 
+@register
 class LSTM97(Cell):
     name = "lstm97"
+    order = 70  # its place in the registry (plot colours, tables, error texts)
     about = ("the 1997 LSTM (Hochreiter & Schmidhuber): blocks of cells sharing input and output gates, no forget "
              "gate, optional truncated gradient; step loop")
     theory = "0: no forget gate, the carousel c_t = c_{t-1} + … keeps the gradient (truncated: the only path back)"
     state = ("h", "c")
     gates = 3  # at most 3H rows (block_size 1); an upper bound for the memory estimate
-    options = frozenset({"block_size", "truncate", "input_gate_bias"})
+
+    @dataclass
+    class Options:
+        block_size: int | None = None  # cells per memory block, sharing its input and output gates (null: 1)
+        truncate: bool | None = None  # their truncated gradient: error flows back only through the carousel
+        input_gate_bias: list[float] | None = None  # the input gates' initial biases, one per block (null: 0)
     inits = ("default",)
     fused_kernel = False
 
@@ -86,7 +89,7 @@ class LSTM97(Cell):
         return RNNWeights(input_size, hidden_size, num_layers, rows=2 * blocks + hidden_size)
 
     @torch.no_grad()
-    def init(self, net: RecurrentNet, recurrent_init: str, gain: float, forget_bias: float | None) -> None:
+    def init(self, net: Net, recurrent_init: str, gain: float) -> None:
         _, blocks = _layout(net.hidden_size, net.options)
         biases = net.options.get("input_gate_bias")
         for layer in range(net.num_layers):
@@ -99,7 +102,7 @@ class LSTM97(Cell):
                 b_ih[:blocks] = torch.tensor([float(b) for b in biases])
 
     @staticmethod
-    def _cell(net: RecurrentNet, a: Tensor, c_prev: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _cell(net: Net, a: Tensor, c_prev: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """(y_in · g, y_out, and c when c_prev is given) from the pre-activations a (..., 2·H/s + H)."""
         s, blocks = _layout(net.hidden_size, net.options)
         gates = torch.sigmoid(a)
@@ -108,7 +111,7 @@ class LSTM97(Cell):
         ig = y_in * (4 * gates[..., 2 * blocks:] - 2)
         return ig, y_out, (c_prev + ig if c_prev is not None else ig)
 
-    def step(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor, state: State) -> State:
+    def step(self, net: Net, layer: int, v: Tensor, u: Tensor, state: State) -> State:
         h_prev, c_prev = state
         if net.options.get("truncate") and h_prev.requires_grad:
             w_hh = net.weights(layer)[1]
@@ -116,7 +119,7 @@ class LSTM97(Cell):
         _, y_out, c = self._cell(net, v + u, c_prev)
         return y_out * (2 * torch.sigmoid(c) - 1), c
 
-    def sequence(self, net: RecurrentNet, inp: Tensor) -> Tensor | None:
+    def sequence(self, net: Net, inp: Tensor) -> Tensor | None:
         """The truncated gradient, batched over steps (module docstring); None without truncation."""
         if not net.options.get("truncate"):
             return None
@@ -129,5 +132,5 @@ class LSTM97(Cell):
             inp = y_out * (2 * torch.sigmoid(ig.cumsum(dim=1)) - 1)  # c_t = Σ_{τ≤t} y_in g: the carousel
         return inp
 
-    def theory_scalars(self, net: RecurrentNet, layer: int, v: Tensor, u: Tensor) -> dict[str, float]:
+    def theory_scalars(self, net: Net, layer: int, v: Tensor, u: Tensor) -> dict[str, float]:
         return {"decay_rate_predicted": 0.0}

@@ -7,15 +7,17 @@ from typing import Any
 
 import pandas as pd
 
-from gradlab import geometry, plots
-from gradlab.config import TrainConfig, as_dict, train_config_from
-from gradlab.data import ensure_dataset, load_split
-from gradlab.errors import ConfigError
-from gradlab.module import RecurrentModule
-from gradlab.probes import bptt_probe, probe_dtype, probe_rows, write_probe_outputs
-from gradlab.resume import config_differences, read_checkpoint
-from gradlab.runfolder import RunFolder, atomic_write_bytes, write_json
-from gradlab.tracking import finish_loggers, log_bptt_to_wandb, make_loggers, wandb_run_dir
+from gradlab.analysis import figures as analysis_figures
+from gradlab.analysis.angles import network_geometry, network_vector_sets
+from gradlab.core.conf import as_dict
+from gradlab.core.errors import ConfigError
+from gradlab.core.runfolder import RunFolder, atomic_write_bytes, write_json
+from gradlab.data.sets import ensure_dataset, load_split
+from gradlab.probe.bptt import bptt_probe, probe_dtype, probe_rows, write_probe_outputs
+from gradlab.tracking.loggers import finish_loggers, log_bptt_to_wandb, make_loggers, wandb_run_dir
+from gradlab.training.config import TrainConfig, train_config_from
+from gradlab.training.module import RecurrentModule
+from gradlab.training.resume import config_differences, read_checkpoint
 
 # What must agree between the checkpoint and the command: the model the weights belong to and the data it reads.
 IDENTITY_KEYS = ("task", "model", "data")
@@ -47,7 +49,7 @@ def lyapunov_stage(cfg: TrainConfig, module: RecurrentModule, x) -> tuple[pd.Dat
     import pytorch_lightning as pl
     import torch
 
-    from gradlab.lyapunov import lyapunov_spectrum, state_size
+    from gradlab.analysis.lyapunov import lyapunov_spectrum, state_size
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)  # as run_training does before building the module
     init = RecurrentModule(cfg).eval()
@@ -73,18 +75,18 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
                         keep_vectors=True, dtype=probe_dtype(cfg.probe))
     out = folder.analysis
     df, figures = write_probe_outputs(out, probe_rows(step, result), f"{cfg.run_name} (test)")
-    geo_rows, angles = geometry.network_geometry(geometry.network_vector_sets(
+    geo_rows, angles = network_geometry(network_vector_sets(
         result.vectors[-1]["h"], result.vectors[-1]["dL_dh"], result.dW[-1]["W_hh"]), seed=cfg.seed)
     geo = pd.DataFrame(geo_rows)
     atomic_write_bytes(out.geometry, geo.to_csv(index=False).encode())
-    figures["geometry_angles"] = plots.angle_sets(
+    figures["geometry_angles"] = analysis_figures.angle_sets(
         angles, dict(zip(geo.set, geo.dim, strict=True)), f"{cfg.run_name}: angles between the network's vectors",
         out.figures / "geometry_angles.png")
     geo_scalars = {f"geometry_{r['set']}_{k}": r[k] for r in geo_rows
                    for k in ("angle_mean_deg", "angle_sd_deg", "random_angle_sd_deg")}
     spectra, lyap_scalars = lyapunov_stage(cfg, module, x)
     atomic_write_bytes(out.lyapunov, spectra.to_csv(index=False).encode())
-    figures["lyapunov"] = plots.lyapunov_spectra(spectra, result.scalars["decay_rate"],
+    figures["lyapunov"] = analysis_figures.lyapunov_spectra(spectra, result.scalars["decay_rate"],
                                                  f"{cfg.run_name}: Lyapunov spectrum", out.figures / "lyapunov.png")
     summary = {"step": step, "status": module.status, "probe_batch": len(x), "split": "test",
                **{f"bptt_{k}": v for k, v in result.scalars.items()}, **lyap_scalars, **geo_scalars}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gradlab import plots
-from gradlab.errors import DataError
-from gradlab.runfolder import RunFolder
-from gradlab.summary import read_csv
+from gradlab.core.errors import DataError
+from gradlab.core.runfolder import RunFolder
+from gradlab.probe.figures import compare_final_probes
+from gradlab.study.summary import read_csv
 
 
 def run(runs: list[Path], out: Path, title: str, analysis: bool = False) -> Path:
@@ -27,6 +27,6 @@ def run(runs: list[Path], out: Path, title: str, analysis: bool = False) -> Path
             v = last[last.quantity == quantity].sort_values("t").value.to_numpy()
             if len(v):
                 print(f"{name}: {quantity} t=0 / t=T-1 = {v[0] / v[-1]:.3g}  (min/max over t {v.min() / v.max():.3g})")
-    plots.compare_final_probes(frames, title, out)
+    compare_final_probes(frames, title, out)
     print(f"wrote {out}")
     return out

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gradlab import cells
-from gradlab.parallel import cpu_cores, thread_env
+from gradlab.launch.parallel import cpu_cores, thread_env
 
 MODELS = cells.CLASSIC
 
@@ -62,7 +62,7 @@ class Setup:
 
 def train_and_probe(model: str, work: Path, setup: Setup) -> dict[str, Any]:
     """One model: train it (the training stage's code), then probe it on test data (the analyze stage's)."""
-    from gradlab.cli import load
+    from gradlab.launch.cli import load
     from gradlab.stages import analyze
     from gradlab.stages.train import run_training
 
@@ -80,9 +80,9 @@ def run(work: Path, setup: Setup = Setup(), jobs: int | None = None, models: tup
     busy machine a 2-thread run was far slower still (measured: ~1 s a step against ~0.05 s with one)."""
     import pandas as pd
 
-    from gradlab.grid import RunKey
     from gradlab.stages import report
-    from gradlab.summary import summarize
+    from gradlab.study.grid import RunKey
+    from gradlab.study.summary import summarize
 
     started = time.perf_counter()
     shutil.rmtree(work / "runs", ignore_errors=True)  # a fresh demo every time (the data are kept)
@@ -91,11 +91,36 @@ def run(work: Path, setup: Setup = Setup(), jobs: int | None = None, models: tup
     env = thread_env(1)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
                                                       env.get("PYTHONPATH")]))
-    pending, running, failed = list(models), {}, []
     print(f"demo: {', '.join(models)} on adding T={setup.seq_len} (hidden {setup.hidden_size}, Adam lr {setup.lr:g}, "
           f"batch {setup.batch_size}, clip norm {setup.clip_threshold:g}, {setup.max_steps} steps, seed "
           f"{setup.seed}); {jobs} at a time, "
           f"1 thread each; logs in {work / 'logs'}/", flush=True)
+    failed = _run_side_by_side(models, work, setup, jobs, env, started)
+    if failed:
+        tails = "\n".join(f"--- {m} ---\n" + "".join((work / "logs" / f"{m}.log").read_text().splitlines(True)[-15:])
+                          for m in failed)
+        raise RuntimeError(f"the demo's runs failed: {', '.join(failed)}\n{tails}")
+    keys = [RunKey("adding", setup.seq_len, m, setup.hidden_size, f"norm{setup.clip_threshold}", setup.seed)
+            for m in models]
+    df = summarize(keys, work / "runs")
+    note = (f"One seed of each model on the adding problem at T={setup.seq_len}: hidden {setup.hidden_size}, Adam "
+            f"lr {setup.lr:g}, batch {setup.batch_size}, gradient norm clipped at {setup.clip_threshold:g}, "
+            f"{setup.max_steps} steps each, validation every {setup.val_every}; trained and probed on test data by "
+            f"the study's own stages (`make demo`: {time.perf_counter() - started:.0f} s on {cpu_cores()} cores).")
+    page = report.demo_page(df, work / "runs", work, note)
+    for _, r in df.iterrows():
+        print(f"  {r['model']:9s} {'solved' if r['solved'] else 'not solved'}: test loss {r['loss_rel_baseline']:.2%} "
+              f"of the baseline after {int(r['steps'])} steps"
+              + (f" (solved at step {int(r['solved_at_step'])})" if pd.notna(r["solved_at_step"]) else ""))
+    print(f"demo: {time.perf_counter() - started:.0f} s; report: {page.resolve()}")
+    return page
+
+
+def _run_side_by_side(models: tuple[str, ...], work: Path, setup: Setup, jobs: int, env: dict[str, str],
+                      started: float) -> list[str]:
+    """Each model's train + analyze as its own process (`python -m gradlab.stages.demo <model>`), `jobs` at a time,
+    each logging to work/logs/<model>.log; the models whose process failed."""
+    pending, running, failed = list(models), {}, []
     try:
         while pending or running:
             while pending and len(running) < jobs:
@@ -117,24 +142,7 @@ def run(work: Path, setup: Setup = Setup(), jobs: int | None = None, models: tup
             proc.kill()
             proc.wait()
             log.close()
-    if failed:
-        tails = "\n".join(f"--- {m} ---\n" + "".join((work / "logs" / f"{m}.log").read_text().splitlines(True)[-15:])
-                          for m in failed)
-        raise RuntimeError(f"the demo's runs failed: {', '.join(failed)}\n{tails}")
-    keys = [RunKey("adding", setup.seq_len, m, setup.hidden_size, f"norm{setup.clip_threshold}", setup.seed)
-            for m in models]
-    df = summarize(keys, work / "runs")
-    note = (f"One seed of each model on the adding problem at T={setup.seq_len}: hidden {setup.hidden_size}, Adam "
-            f"lr {setup.lr:g}, batch {setup.batch_size}, gradient norm clipped at {setup.clip_threshold:g}, "
-            f"{setup.max_steps} steps each, validation every {setup.val_every}; trained and probed on test data by "
-            f"the study's own stages (`make demo`: {time.perf_counter() - started:.0f} s on {cpu_cores()} cores).")
-    page = report.demo_page(df, work / "runs", work, note)
-    for _, r in df.iterrows():
-        print(f"  {r['model']:9s} {'solved' if r['solved'] else 'not solved'}: test loss {r['loss_rel_baseline']:.2%} "
-              f"of the baseline after {int(r['steps'])} steps"
-              + (f" (solved at step {int(r['solved_at_step'])})" if pd.notna(r["solved_at_step"]) else ""))
-    print(f"demo: {time.perf_counter() - started:.0f} s; report: {page.resolve()}")
-    return page
+    return failed
 
 
 def _setup_args(setup: Setup) -> list[str]:

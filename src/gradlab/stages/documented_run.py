@@ -14,10 +14,11 @@ from typing import Any
 import pandas as pd
 import torch
 
-from gradlab import cells, plots
-from gradlab.cli import load
-from gradlab.results_record import write_result
-from gradlab.runfolder import RunFolder, atomic_write_bytes, read_json
+from gradlab import cells
+from gradlab.core.runfolder import RunFolder, atomic_write_bytes, read_json
+from gradlab.launch.cli import load
+from gradlab.pages.recording import write_result
+from gradlab.probe.figures import compare_final_probes
 from gradlab.stages import analyze
 from gradlab.stages.train import run_training
 
@@ -49,7 +50,7 @@ def figures_of(run: RunFolder, model: str) -> dict[str, Any]:
     out = {"test_loss": m["test_loss"], "solved": m["solved"], "h_ratio": float(h.iloc[0] / h.iloc[-1]),
            "decay_rate": a["bptt_decay_rate"], "decay_rate_predicted": a["bptt_decay_rate_predicted"]}
     if "bptt_decay_rate_bound" in a:  # an elementwise cell (the tanh RNN): its bound and horizons
-        from gradlab.probes import horizon
+        from gradlab.probe.bptt import horizon
 
         training = pd.read_csv(run.bptt)
         h_train = training[(training.quantity == "dL_dh_norm") & (training.layer == 0)]
@@ -86,7 +87,7 @@ def run(work: Path, results_dir: Path, figures_dir: Path) -> dict[str, Any]:
               "models": {model: figures_of(run, model) for model, run in runs.items()}}
     tables = {f"{m} (step {SETUP['max_steps']})": pd.read_csv(run.analysis.bptt) for m, run in runs.items()}
     title = f"adding T={SETUP['seq_len']}: per-step gradient norms after training, test data"
-    plots.compare_final_probes(tables, title, figures_dir / "bptt_adding_T100.png")
+    compare_final_probes(tables, title, figures_dir / "bptt_adding_T100.png")
     heatmap = runs[MODELS[0]].figures / "bptt_heatmap_dL_dh_norm_l0.png"
     atomic_write_bytes(figures_dir / "bptt_heatmap_rnn_T100.png", heatmap.read_bytes())
     write_result("documented_run", result, results_dir)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gradlab.config import GenerateConfig
-from gradlab.data import write_dataset
+from gradlab.data.config import GenerateConfig
+from gradlab.data.sets import write_dataset
 
 
 def run(cfg: GenerateConfig) -> Path:

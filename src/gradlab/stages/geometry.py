@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gradlab import geometry as g
-from gradlab import plots
-from gradlab.choices import Distribution
-from gradlab.config import GeometryConfig, as_dict
-from gradlab.runfolder import atomic_write_bytes
-from gradlab.tracking import log_once
+from gradlab.core.choices import Distribution
+from gradlab.core.conf import as_dict
+from gradlab.core.figures import save
+from gradlab.core.runfolder import atomic_write_bytes
+from gradlab.theory import geometry as g
+from gradlab.theory.geometry_config import GeometryConfig
+from gradlab.tracking.loggers import log_once
 
 COLUMNS = ["distribution", "D", "statistic", "value", "theory"]
 EXACT_ANGLES = (Distribution.gaussian, Distribution.sphere)  # the angle density sin^(D-2) is exact for these
@@ -86,7 +87,7 @@ def figures(df: pd.DataFrame, angles: dict[tuple[str, int], np.ndarray], cfg: Ge
             ax.axis("off")
         axes.flat[0].legend(fontsize=7)
         fig.suptitle(f"angle between two random vectors (degrees), {p.n_pairs} pairs", fontsize=10)
-        made["angle_histograms"] = plots.save(fig, out / "angle_histograms.png")
+        made["angle_histograms"] = save(fig, out / "angle_histograms.png")
 
     def versus_d(stats: list[tuple[str, str]], title: str, name: str, logy: bool = False) -> None:
         fig, ax = plt.subplots(figsize=(6, 3.6))
@@ -105,7 +106,7 @@ def figures(df: pd.DataFrame, angles: dict[tuple[str, int], np.ndarray], cfg: Ge
         ax.set_title(title + " (dashed: theory)", fontsize=10)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3, which="both")
-        made[name] = plots.save(fig, out / f"{name}.png")
+        made[name] = save(fig, out / f"{name}.png")
 
     versus_d([("angle_sd_deg", "o-")], "sd of the angle (degrees)", "angle_sd_vs_D", logy=True)
     versus_d([("relative_contrast", "o-")], f"relative contrast (Dmax−Dmin)/Dmin, {p.n_points} points",

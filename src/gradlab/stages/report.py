@@ -7,8 +7,8 @@ Why: the gradient through time over training and after it, its norm per step (wh
 and the reproduction table), the geometry of high-dimensional vectors, and last, folded, every T and clip setting
 and the per-run figures.
 
-The sections are here; the figures in gradlab.report_figures, the summary and published-results tables in
-gradlab.report_tables, the HTML pieces and the page writer in gradlab.report_html.
+The sections are here; the figures in gradlab.report.figures, the summary and published-results tables in
+gradlab.report.tables, the HTML pieces and the page writer in gradlab.report.html.
 """
 
 from __future__ import annotations
@@ -17,29 +17,22 @@ import base64
 import html
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from gradlab import plots  # noqa: E402
-from gradlab.report_figures import (  # noqa: E402
-    RC,
+from gradlab.core.runfolder import RunFolder
+from gradlab.report.figures import (
     compare_figure,
     grad_norm_figure,
     headline_figure,
     learning_figure,
-    legend_row,
-    model_style,
+    lyapunov_vs_decay,
     representatives,
     training_heatmaps,
 )
-from gradlab.report_html import figs, fold, html_table, write_page  # noqa: E402
-from gradlab.report_stream import stream_section  # noqa: E402
-from gradlab.report_tables import SUMMARY_TITLES, pub_anchor, pub_of, published_results, summary_table  # noqa: E402
-from gradlab.runfolder import RunFolder  # noqa: E402
-from gradlab.summary import headline, headline_line, headline_task, read_csv  # noqa: E402
+from gradlab.report.html import figs, fold, html_table, write_page
+from gradlab.report.stream import last_probe_along_the_stream, stream_section
+from gradlab.report.tables import SUMMARY_TITLES, pub_anchor, pub_of, published_results, summary_table
+from gradlab.study.summary import headline, headline_line, headline_task, read_csv
 
 
 def headline_section(df: pd.DataFrame, runs_dir: Path, figdir: Path, more: bool = True) -> str:
@@ -146,7 +139,7 @@ def dynamics_section(done: pd.DataFrame, runs_dir: Path, cliff_dir: Path, figdir
     reading (generated from the numbers), and Pascanu et al.'s cliff (each model's spectrum: the appendix)."""
     import json
 
-    from gradlab.summary import lyapunov_agreement, lyapunov_reading
+    from gradlab.study.summary import lyapunov_agreement, lyapunov_reading
 
     parts = ['<h2 id="dynamics">Why: the dynamics</h2>',
              '<p class="note">λ_1: the largest finite-time Lyapunov exponent of the trained net along the test '
@@ -157,7 +150,7 @@ def dynamics_section(done: pd.DataFrame, runs_dir: Path, cliff_dir: Path, figdir
         agreement = lyapunov_agreement(done)
         parts.append(f"<p>{html.escape(lyapunov_reading(agreement))}</p>")
         parts.append(html_table(agreement, left=("model",)))
-        scatter = plots.lyapunov_vs_decay(have, "λ_1 against the measured gradient decay, per run",
+        scatter = lyapunov_vs_decay(have, "λ_1 against the measured gradient decay, per run",
                                           figdir / "lyapunov_vs_decay.png")
         figures = [(scatter, "λ_1 vs measured decay rate")]
     else:
@@ -213,30 +206,8 @@ def literature_section(df: pd.DataFrame, repro: pd.DataFrame | None, runs_dir: P
         parts.append('<p class="note">Not run here: ' + "; ".join(
             f"{r['published']} ({html.escape(str(r['ours differs']))})" for _, r in rest.iterrows()) + ".</p>")
     stream = repro[repro.setup.str.contains("gers00", na=False) & (repro.runs.fillna("") != "")]
-    curves: dict[str, pd.DataFrame] = {}
-    for _, r in stream.iterrows():
-        bptt = RunFolder.of(runs_dir, str(r["runs"]).split()[0]).bptt
-        if bptt.is_file():
-            d = read_csv(bptt)
-            curves[str(r["model"])] = d[d.step == d.step.max()]
-    if curves:
-        with plt.rc_context(RC):
-            fig, axes = plt.subplots(1, 2, figsize=(10, 3.0), layout="constrained")
-            for model, d in curves.items():
-                for ax, quantity in zip(axes, ("c_norm", "dL_dc_norm"), strict=True):
-                    q = d[(d.quantity == quantity) & (d.layer == 0)].sort_values("t")
-                    ax.plot(q.t, q.value, lw=1.5, color=model_style(model, "none")["color"])
-            axes[0].set(xlabel="t (stream step)", ylabel="‖c_t‖", title="cell state along the stream")
-            axes[1].set(xlabel="t (stream step)", ylabel="‖∂ℓ/∂c_t‖", yscale="log",
-                        title="gradient to the cell state")
-            legend_row(fig, list(curves), {1}, references=False)
-            path = plots.save(fig, figdir / "continual_stream.png")
-        growth = {m: float(d[d.quantity == "c_norm"].sort_values("t").value.iloc[-1]) for m, d in curves.items()}
-        parts.append("<h3>Why the forget gate exists (Gers et al. 2000)</h3><p>At the end of the training stream "
-                     + ", ".join(f"{m}: ‖c_t‖ = {v:.3g}" for m, v in growth.items())
-                     + " (the last training probe of the lowest seed).</p>")
-        parts.append(figs([(path, "the continual stream: ‖c_t‖ and ‖∂ℓ/∂c_t‖, last training probe")], wide=True))
-    # the test streams, never reset: errors and ‖c_t‖ against position (the runs' stream.csv; gradlab.report_stream)
+    parts.append(last_probe_along_the_stream(stream, runs_dir, figdir))
+    # the test streams, never reset: errors and ‖c_t‖ against position (the runs' stream.csv; gradlab.report.stream)
     parts.append(stream_section({str(r["model"]): str(r["runs"]).split() for _, r in stream.iterrows()}, runs_dir,
                                 figdir))
     return "".join(parts)

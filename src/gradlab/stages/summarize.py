@@ -7,13 +7,13 @@ from typing import Any
 
 import pandas as pd
 
-from gradlab.config import LoggerConfig
-from gradlab.curves import curve_tables
-from gradlab.grid import PaperRun, RunKey
-from gradlab.reproduction import reproduction
-from gradlab.runfolder import atomic_write_bytes
-from gradlab.summary import cells, dvc_metrics, headline, summarize, write_summary
-from gradlab.tracking import log_once
+from gradlab.core.runfolder import atomic_write_bytes
+from gradlab.study.curves import curve_tables
+from gradlab.study.grid import PaperRun, RunKey
+from gradlab.study.summary import dvc_metrics, headline, pooled, summarize, write_summary
+from gradlab.study.verdicts import reproduction
+from gradlab.tracking.config import LoggerConfig
+from gradlab.tracking.loggers import log_once
 
 
 def _flat(tree: dict[str, Any], prefix: str) -> dict[str, float]:
@@ -30,7 +30,7 @@ def _flat(tree: dict[str, Any], prefix: str) -> dict[str, float]:
 def wandb_payload(wandb: Any, df: pd.DataFrame) -> dict[str, Any]:
     """The summary run's one log: the per-run table, the pooled one, and the DVC metrics as summary/... scalars."""
     return {"summary/table": wandb.Table(dataframe=df.astype({"published": str})),
-            "summary/cells": wandb.Table(dataframe=cells(df).astype(str)),
+            "summary/cells": wandb.Table(dataframe=pooled(df).astype(str)),
             **_flat(dvc_metrics(df), "summary")}
 
 

@@ -2,8 +2,8 @@
 
 Multi-process (DDP, `trainer.devices` x `trainer.num_nodes` > 1): every process runs this same function (Lightning
 starts ranks > 0 by re-running the command with LOCAL_RANK set; SLURM/torchrun start them all), takes its share of
-every training batch (gradlab.data.StepBatches), evaluates the whole val/test split, and rank 0 alone writes the
-run folder (gradlab.recorder.RunRecorder) and the wandb run.
+every training batch (gradlab.data.sets.StepBatches), evaluates the whole val/test split, and rank 0 alone writes the
+run folder (gradlab.training.bookkeeping.RunRecorder) and the wandb run.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
-from gradlab.choices import ClipMode, Strategy
-from gradlab.config import TrainConfig
-from gradlab.data import SequenceData, ensure_dataset
-from gradlab.module import RecurrentModule
-from gradlab.probes import BPTTProbe
-from gradlab.recorder import RunRecorder
-from gradlab.resume import AtomicCheckpointIO, GracefulStop
-from gradlab.runfolder import RunFolder
-from gradlab.slurm import use_allocated_cpus
-from gradlab.subnormals import flushing
-from gradlab.tracking import PlainProgress
+from gradlab.core.choices import ClipMode, Strategy
+from gradlab.core.runfolder import RunFolder
+from gradlab.data.sets import SequenceData, ensure_dataset
+from gradlab.launch.slurm import use_allocated_cpus
+from gradlab.probe.bptt import BPTTProbe
+from gradlab.tracking.loggers import PlainProgress
+from gradlab.training.bookkeeping import RunRecorder
+from gradlab.training.config import TrainConfig
+from gradlab.training.module import RecurrentModule
+from gradlab.training.resume import AtomicCheckpointIO, GracefulStop
+from gradlab.training.subnormals import flushing
 
 # Under DDP every process evaluates the whole val/test split (no distributed sampler), so the epoch-level val/* and
 # test/* values are already the same on every rank: there is nothing for sync_dist to add.

@@ -6,17 +6,22 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from gradlab.wandb_log import read_offline_run
-from gradlab.wandb_online import find_offline_runs, kind_order, offline_message, online_status, sync_runs, unsynced
-from gradlab.wandb_panels import (
+from gradlab.report.wandb_blocks import build_report, default_entity, save_report
+from gradlab.report.wandb_panels import (
     DEFAULT_DIMS,
     DEFAULT_DISTRIBUTIONS,
-    build_report,
-    default_entity,
     geometry_grid,
     missing_keys,
-    save_report,
     study_spec,
+)
+from gradlab.tracking.wandb_log import read_offline_run
+from gradlab.tracking.wandb_online import (
+    find_offline_runs,
+    kind_order,
+    offline_message,
+    online_status,
+    sync_runs,
+    unsynced,
 )
 
 EXIT_OFFLINE = 2  # online needed and not there: nothing was synced, written or changed

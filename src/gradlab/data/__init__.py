@@ -1,0 +1,1 @@
+"""The generated data sets on disk and the LightningDataModule that serves them."""

@@ -1,0 +1,1 @@
+"""The study's HTML report (its figures and tables) and its W&B Report."""

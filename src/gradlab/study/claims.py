@@ -1,0 +1,168 @@
+"""Published results, each with the setup it holds for, and how a gradlab run's setup differs from it.
+
+Sources: the papers, listed with their setups in docs/literature.md (checked against the authors' reference code where
+public). A
+published number is only comparable like for like: every entry names its task variant, model, optimizer, sizes and
+budget as far as the source gives them (`setup`, in gradlab's config keys, and `also` for what gradlab has no key
+for), and `differences` lists where a run's resolved config departs from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Published:
+    """One published claim. `family` and `models` place it beside the study's cells (the task it speaks to, in
+    gradlab's names; None: no cell of gradlab's tasks), `T` the lengths it covers, `solved` what it found (None: a
+    setup the paper used, not a result)."""
+
+    source: str
+    claim: str
+    family: str | None
+    models: tuple[str, ...]
+    T: tuple[int, int]
+    solved: bool | None
+    setup: dict[str, Any] = field(default_factory=dict)  # config key -> the paper's value
+    also: str = ""  # what the paper did that gradlab has no config key for
+    paper: str | None = None  # the setup gradlab runs for it: conf/paper/<paper>.yaml (None: none)
+    expect: dict[str, bool] = field(default_factory=dict)  # model -> solved? where it differs per model (else solved)
+    sequences: dict[int, int] = field(default_factory=dict)  # T -> training sequences they needed to solve it
+    # the claim's own error-rate line where its criterion is not the task's solved rule (gradlab.study.verdicts)
+    line: float | None = None
+
+    def speaks_to(self, task: str, model: str, seq_len: int) -> bool:
+        return task == self.family and model in self.models and self.T[0] <= seq_len <= self.T[1]
+
+    def describe_setup(self) -> str:
+        keys = ", ".join(f"{k}={v}" for k, v in self.setup.items())
+        return "; ".join(part for part in (keys, self.also) if part)
+
+    def differences(self, config: Mapping[str, Any] | None) -> list[str]:
+        """`key: ours vs theirs` for every setup key where a run's resolved (nested) config departs from the paper;
+        what `also` names always differs (gradlab has no key for it)."""
+        if config is None:
+            return ["(run missing)"]
+        diffs = [f"{key} {_get(config, key)!r} vs {theirs!r}" for key, theirs in self.setup.items()
+                 if _get(config, key) != theirs]
+        return diffs + ([f"not in gradlab: {self.also}"] if self.also else [])
+
+
+def _get(config: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+_URNN = ("their uRNN is complex unitary, W = D3 R2 F⁻¹ D2 Π R1 F D1 (diagonal phases, reflections, a permutation, "
+         "FFTs); gradlab's exprnn stands in for it: real orthogonal W_hh = exp(A), A skew-symmetric, with the same "
+         "modReLU (Lezcano-Casado & Martínez-Rubio 2019)")
+
+
+_GERS_SETUP = {"task.name": "reber_continual", "model.hidden_size": 8, "optim.name": "sgd", "optim.lr": 0.5}
+
+
+_GERS_ALSO = ("theirs: 4 memory blocks of 2 cells (gates shared per block, input->output shortcuts, forget biases "
+              "+0.5..+2), an online truncated (RTRL-style) gradient, one symbol per update, squared error on sigmoid "
+              "outputs, training streams of up to 10^5 symbols stopped at the first error; perfect: 10^6 successive "
+              "symbols right (ours: gates per cell, full BPTT over 500-symbol windows each from a fresh state, BCE, "
+              "Adam; the test: 10 streams of 10^5 symbols never reset, every error counted)")
+
+
+PUBLISHED: tuple[Published, ...] = (
+    Published(
+        "Hochreiter & Schmidhuber 1997, Exp. 4 (Table 7)",
+        "the 1997 LSTM solves the adding problem at T=100/500/1000 after 74k/209k/853k training sequences",
+        "adding", ("lstm97", "nfg_lstm"), (100, 1000), True,  # beside the grid's NFG, the 1997 cell's descendant
+        setup={"task.name": "adding_hs97", "model.name": "lstm97", "model.hidden_size": 4, "model.block_size": 2,
+               "model.truncate": True, "optim.name": "sgd", "optim.lr": 0.25, "trainer.batch_size": 1},
+        also="their lr 0.5 on E = ½e² (gradlab's 0.25 on e²); the recurrent input is cells and gates (ours: the "
+             "cells); a sigmoid output unit (ours: linear); a fresh sequence every update (ours: a fixed 100k set, "
+             "reshuffled after the first pass); input gate biases -3/-6 as we read their text (chosen)",
+        paper="hs97_adding", sequences={100: 74_000, 500: 209_000, 1000: 853_000}),
+    Published(
+        "Pascanu, Mikolov & Bengio 2013",
+        "tanh RNN: ~100% success on their addition task up to T=200, with norm clipping AND their regulariser",
+        "adding", ("rnn",), (50, 200), True,
+        setup={"task.name": "addition_pascanu", "model.name": "rnn", "model.hidden_size": 50, "optim.name": "sgd",
+               "optim.lr": 0.01, "trainer.batch_size": 20, "clip.mode": "norm", "clip.threshold": 1.0,
+               "regulariser.name": "pascanu", "regulariser.alpha": 2.0},
+        also="both markers in the first half, target the mean; lengths drawn in [50, 200]; 'smart' init (sparse "
+             "W_hh at spectral radius 0.95); up to 5M iterations",
+        paper="pascanu13_addition"),
+    Published(
+        "Pascanu, Mikolov & Bengio 2013",
+        "tanh RNN: ~100% success on the temporal-order task up to T=200, with norm clipping AND their regulariser",
+        "first_token", ("rnn",), (50, 200), True,
+        setup={"task.name": "temporal_order", "model.name": "rnn", "model.hidden_size": 50, "optim.name": "sgd",
+               "optim.lr": 0.01, "trainer.batch_size": 20, "clip.mode": "norm", "clip.threshold": 1.0,
+               "regulariser.name": "pascanu", "regulariser.alpha": 2.0},
+        also="classifies the order of two symbols at random early positions (not first-token); 'smart' init; "
+             "up to 5M iterations", paper="pascanu13_temporal"),
+    Published(
+        "Le, Jaitly & Hinton 2015", "tanh RNN fails on the adding problem beyond T=150", "adding", ("rnn",),
+        (151, 400), False, setup={"task.name": "adding", "model.name": "rnn", "model.hidden_size": 100},
+        also="budgets and optimizer: the paper's figures", paper="le15_adding"),
+    Published(
+        "Le, Jaitly & Hinton 2015", "LSTM solves the adding problem at T=150-400", "adding", ("lstm",), (150, 400),
+        True, setup={"task.name": "adding", "model.name": "lstm", "model.hidden_size": 100},
+        also="budgets and optimizer: the paper's figures", paper="le15_adding"),
+    Published(
+        "Le, Jaitly & Hinton 2015", "IRNN (their model) solves the adding problem at T=150-400, as the LSTM does",
+        "adding", ("irnn",), (150, 400), True,
+        setup={"task.name": "adding", "model.name": "irnn", "model.hidden_size": 100},
+        also="budgets and optimizer: the paper's figures", paper="le15_adding"),
+    Published(
+        "Arjovsky, Shah & Bengio 2016", "setup of their RNN/LSTM baselines and uRNN on adding, T=100/200/400/750",
+        "adding", ("rnn", "lstm", "exprnn"), (100, 750), None,
+        setup={"task.name": "adding", "optim.name": "rmsprop", "optim.lr": 0.001, "trainer.batch_size": 20,
+               "clip.mode": "value", "clip.threshold": 1.0},
+        also=f"hidden sizes per task and model: the paper's table; {_URNN}", paper="arjovsky16_adding"),
+    Published(
+        "Arjovsky, Shah & Bengio 2016", "setup of their RNN/LSTM baselines and uRNN on copy, T=100/200/300/500",
+        "copy", ("rnn", "lstm", "exprnn"), (100, 500), None,
+        setup={"task.name": "copy", "optim.name": "rmsprop", "optim.lr": 0.001, "trainer.batch_size": 20,
+               "clip.mode": "value", "clip.threshold": 1.0},
+        also=f"hidden sizes per task and model: the paper's table; {_URNN}", paper="arjovsky16_copy"),
+    Published(
+        "Gers, Schmidhuber & Cummins 2000",
+        "on the continual embedded Reber grammar, never reset, the LSTM without forget gate fails: 0% of 100 runs "
+        "perfect (10^6 successive symbols right); its cell state grows without bound", None, ("nfg_lstm",),
+        (1, 10**9), False, setup=_GERS_SETUP, also=_GERS_ALSO + "; judged by their 'perfect'",
+        paper="gers00_continual"),
+    Published(
+        "Gers, Schmidhuber & Cummins 2000",
+        "with forget gates the LSTM learns to reset itself on the same stream: 18% of runs perfect (62% with a "
+        "decaying learning rate); judged here by their 'good' (over 1000 successive symbols right on average), read "
+        "as a test error rate of at most 1 in 1000 symbols", None, ("lstm",), (1, 10**9), True,
+        setup=_GERS_SETUP, also=_GERS_ALSO + "; their 'good': over 1000 successive symbols right on average",
+        paper="gers00_continual", line=1e-3),
+    Published(
+        "Greff et al. 2017", "no forget gate (NFG) is clearly worse on TIMIT, IAM and JSB (5400 runs)", None,
+        ("nfg_lstm",), (1, 10**9), False, also="speech, handwriting and music data, not synthetic tasks"),
+)
+
+
+def published_for(task: str, model: str, seq_len: int, config: Mapping[str, Any] | None) -> str:
+    """The claims beside one cell, each with its source and how the run's setup differs ('same setup' if not)."""
+    parts = []
+    for p in PUBLISHED:
+        if p.speaks_to(task, model, seq_len):
+            diffs = p.differences(config)
+            parts.append(f"{p.claim} ({p.source}); ours differs: {', '.join(diffs)}" if diffs else
+                         f"{p.claim} ({p.source}); same setup")
+    return " | ".join(parts)
+
+
+def published_table() -> list[dict[str, Any]]:
+    """PUBLISHED as rows (published.csv, the report): the claim, its setup, and where it sits in gradlab's grid."""
+    verdict = {True: "solved", False: "not solved", None: "setup only"}
+    return [{"source": p.source, "claim": p.claim, "found": verdict[p.solved],
+             "beside": f"{p.family} {'/'.join(p.models)} T={p.T[0]}-{p.T[1]}" if p.family else "no gradlab task",
+             "their setup": p.describe_setup()} for p in PUBLISHED]
