@@ -154,3 +154,18 @@ def test_a_new_cell_with_an_option_and_a_new_task_are_two_files_each(outside):
     refused = run_entry("train.py", *run, "model.leak=2.0", "run_name=other", cwd=outside["work"])
     assert refused.returncode == 1 and "model.leak=2.0 is out of range" in refused.stderr, refused.stderr
     assert not (outside["work"] / "runs" / "other").exists()
+
+
+def test_a_composed_config_unpickles_in_a_fresh_process(tmp_path):
+    """The model schemas are built on first use; a Slurm job or a DDP worker unpickles its config before any is:
+    the schema class resolves by its name all the same."""
+    import pickle
+    import subprocess
+
+    from gradlab.launch.cli import load
+
+    blob = tmp_path / "cfg.pkl"
+    blob.write_bytes(pickle.dumps(load("config", ["model=lstm97"])))
+    done = subprocess.run([sys.executable, "-c", f"import pickle; print(pickle.loads(open({str(blob)!r}, 'rb')"
+                           ".read()).model)"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "LSTM97ModelConfig(name='lstm97'" in done.stdout, done.stderr[-2000:]

@@ -61,3 +61,12 @@ def model_schema(name: str) -> type[ModelConfig]:
 def model_schemas() -> dict[str, type[ModelConfig]]:
     """The model group's schemas, named as conf/model/<name>.yaml's defaults lists name them."""
     return {f"{name}_schema": model_schema(name) for name in cells.names()}
+
+
+def __getattr__(name: str) -> type[ModelConfig]:
+    """A schema by its class name, built on first use: what unpickling a config in a fresh process (a Slurm job,
+    a DDP worker) asks this module for before any model_schema() call has made it."""
+    for cell in cells.names():
+        if f"{type(cells.get(cell)).__name__}ModelConfig" == name:
+            return model_schema(cell)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
