@@ -102,8 +102,8 @@ def test_contributions_sum_to_the_autograd_gradient(kind, dtype):
 def continue_from(model, x, t, h, c):
     """The loss as a function of the state at step t: run steps t+1.. from (h, c) and read out."""
     rest = x[:, t + 1:]
-    if rest.shape[1] == 0:
-        return model.head(h)
+    if rest.shape[1] == 0:  # the head's read of h_t (and of x_t, for a cell with a feedthrough D x_t)
+        return model.readout(h.unsqueeze(1), model.encode(x[:, t:t + 1]))
     out, _ = model.forward_unrolled(rest, h0=h.unsqueeze(0), c0=None if c is None else c.unsqueeze(0))
     return out
 

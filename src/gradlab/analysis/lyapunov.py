@@ -3,7 +3,7 @@
 The state s_t of one sequence is every layer's state: h_t, and c_t for the cells that have one (dimension
 num_layers x H x the number of state parts). Driven by its inputs x_t the net is a map s_t = F(s_{t-1}, x_t), and the k
 largest finite-time exponents of the product of its state Jacobians J_t = ∂s_t/∂s_{t-1} along the trajectory are
-found by the QR method: Q_0 = the first k unit vectors; J_t Q_{t-1} = Q_t R_t; λ_i = (1/T) Σ_t ln|R_t[i, i]|. The
+found by the QR method: Q_0 a fixed orthonormal frame (`start_frame`); J_t Q_{t-1} = Q_t R_t; λ_i = (1/T) Σ_t ln|R_t[i, i]|. The
 products J_t Q are forward-mode derivatives (torch.func.jvp, vmapped over the k columns and the batch), exact up to
 rounding, never finite differences.
 
@@ -57,6 +57,17 @@ def step_map(net: RecurrentNet):
     return F
 
 
+def start_frame(D: int, k: int) -> Tensor:
+    """Q_0 (D, k): the unit vectors for k = D; for k < D a fixed generic orthonormal frame (QR of a seeded Gaussian).
+    The first k unit vectors would not do: a map that keeps coordinate subspaces (a diagonal recurrence: linear,
+    lru) would keep the frame in them, and the method would return the first k units' exponents, not the k
+    largest (tests/test_lyapunov.py::test_a_diagonal_map_gives_its_k_largest_exponents_with_k_below_d)."""
+    if k == D:
+        return torch.eye(D, dtype=torch.float64)
+    gaussian = torch.randn(D, k, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    return torch.linalg.qr(gaussian).Q
+
+
 @torch.no_grad()
 def lyapunov_spectrum(net: RecurrentNet, x: Tensor, k: int | None = None, skip: int = 0,
                       dtype: torch.dtype | None = None) -> Spectrum:
@@ -85,7 +96,7 @@ def lyapunov_spectrum(net: RecurrentNet, x: Tensor, k: int | None = None, skip: 
 
     batched = vmap(advance)
     s = inp.new_zeros(B, D)
-    q = torch.eye(D, k, dtype=inp.dtype, device=inp.device).expand(B, D, k).contiguous()
+    q = start_frame(D, k).to(inp.device, inp.dtype).expand(B, D, k).contiguous()
     logs = inp.new_zeros(B, k)
     for t in range(T):
         s, jq = batched(s, inp[:, t], q)

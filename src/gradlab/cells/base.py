@@ -52,6 +52,7 @@ class Cell:
     inits: ClassVar[tuple[str, ...]] = ("default", "orthogonal", "sparse")  # the model.recurrent_init it accepts
     fused_kernel: ClassVar[bool] = True  # False: training runs `step` in a loop (no fused kernel computes it)
     smooth: ClassVar[bool] = True  # False: the step has kinks (ReLU, modReLU); `kink_distance` says where
+    feedthrough: ClassVar[bool] = False  # True: the head adds D x_t (net.skip, the LRU's), beside its read of h_t
 
     def fused(self, input_size: int, hidden_size: int, num_layers: int, **options: Any) -> nn.RNNBase:
         """The module that holds the weights (weight_ih_l<k>, weight_hh_l<k>, bias_ih_l<k>, bias_hh_l<k>) and, when

@@ -46,6 +46,8 @@ class RecurrentNet(nn.Module):
         if isinstance(self.cell, ElementwiseCell):  # φ per layer, a module (modReLU has a learnt bias)
             self.acts = nn.ModuleList(self.cell.activations(hidden_size) for _ in range(num_layers))
         self.head = nn.Linear(hidden_size, spec.output_size)
+        if self.cell.feedthrough:  # the head's D x_t (the LRU's), from the encoded input of the same step
+            self.skip = nn.Linear(spec.input_size, spec.output_size, bias=False)
         self.cell.init(self, str(recurrent_init), recurrent_gain)
         self.constrain()
 
@@ -67,17 +69,21 @@ class RecurrentNet(nn.Module):
             return F.one_hot(x, self.spec.input_size).to(dtype)
         return x.to(dtype)
 
-    def readout(self, h_seq: Tensor) -> Tensor:
-        """The head on every step (copy task) or on the last step only."""
-        return self.head(h_seq if self.spec.per_step else h_seq[:, -1])
+    def readout(self, h_seq: Tensor, inp: Tensor) -> Tensor:
+        """The head on every step (copy task) or on the last step only; inp: the encoded input (a feedthrough's)."""
+        out = self.head(h_seq if self.spec.per_step else h_seq[:, -1])
+        if self.cell.feedthrough:
+            out = out + self.skip(inp if self.spec.per_step else inp[:, -1])
+        return out
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, T) tokens or (B, T, input_size) floats -> predictions, on the fused kernel where the cell has one."""
+        inp = self.encode(x)
         if not self.cell.fused_kernel:
-            h_seq = self.cell.sequence(self, self.encode(x))
-            return self.forward_unrolled(x)[0] if h_seq is None else self.readout(h_seq)
-        h_seq, _ = self.rnn(self.encode(x))
-        return self.readout(h_seq)
+            h_seq = self.cell.sequence(self, inp)
+            return self.forward_unrolled(x)[0] if h_seq is None else self.readout(h_seq, inp)
+        h_seq, _ = self.rnn(inp)
+        return self.readout(h_seq, inp)
 
     def forward_unrolled(self, x: Tensor, h0: Tensor | None = None, c0: Tensor | None = None,
                          record: bool = False) -> tuple[Tensor, list[LayerTrace]]:
@@ -87,7 +93,7 @@ class RecurrentNet(nn.Module):
         `torch.autograd.grad(loss, [v_t, u_t, h_t, c_t ...])` gives the total derivatives.
         h0/c0: (num_layers, B, H) initial states (default zeros).
         """
-        inp = self.encode(x)
+        inp = x_enc = self.encode(x)
         B, T, _ = inp.shape
         zeros = inp.new_zeros(self.num_layers, B, self.hidden_size)
         start = {"h": zeros if h0 is None else h0, "c": zeros if c0 is None else c0}
@@ -110,7 +116,7 @@ class RecurrentNet(nn.Module):
                 trace.h.append(state[0])
             traces.append(trace)
             inp = torch.stack(trace.h, dim=1)
-        return self.readout(inp), traces
+        return self.readout(inp, x_enc), traces
 
 
 def build_model(model: ModelConfig, spec: TaskSpec) -> RecurrentNet:
