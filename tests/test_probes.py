@@ -302,7 +302,7 @@ def test_probe_during_training_writes_table_scalars_and_figures(train, model):
     assert sorted(df.step.unique()) == [0, 8, 16, 20]  # start, every 8 steps, end
     cell = cells.get(model)
     own = {k for k in cell.curves(*_tiny_curves_args(model)) if not k.startswith("_")}
-    expected = {"dL_dh_norm", "dW_hh_norm", "dW_ih_norm"} | own | (
+    expected = {"dL_dh_norm", "dW_hh_norm", "dW_ih_norm", "dh_dtheta_norm"} | own | (
         {"dL_dc_norm", "c_norm"} if "c" in cell.state else set())
     assert set(df.quantity) == expected
     counts = df.groupby(["step", "quantity"]).t.agg(["count", "min", "max"])
@@ -310,7 +310,8 @@ def test_probe_during_training_writes_table_scalars_and_figures(train, model):
     assert (df.value >= 0).all() and df.value.notna().all()
     if cell.name == "nfg_lstm":
         assert (df[df.quantity == "forget_gate_mean"].value == 1.0).all()
-    for key in ("bptt_decay_rate", "bptt_horizon", "bptt_decay_rate_predicted"):
+    for key in ("bptt_decay_rate", "bptt_horizon", "bptt_decay_rate_predicted", "bptt_sensitivity",
+                "bptt_hessian_top"):
         assert math.isfinite(metrics[key]), key
     assert 1 <= metrics["bptt_horizon"] <= 15
     figures = {p.name for p in (run_dir / "figures").glob("*.png")}

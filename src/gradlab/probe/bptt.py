@@ -47,6 +47,10 @@ class ProbeConfig:
     batch_size: int = 32  # the first batch_size validation sequences (test sequences in the analysis stage)
     dtype: ProbeDtype = ProbeDtype.float64  # what the probe computes in (the training itself is unchanged)
     lyapunov_k: int = 16  # the analyze stage's Lyapunov spectrum: its k largest exponents (all, for a smaller state)
+    # the memory measurements (gradlab.probe.memory): ‖∂h_t/∂θ_rec‖ along this many directions (exact where θ_rec
+    # has no more parameters than that; 0: off), and the Hessian's top eigenvalue in at most this many iterations
+    sensitivity_directions: int = 16
+    hessian_iters: int = 20
 
     def __post_init__(self) -> None:
         if self.lyapunov_k < 1:
@@ -55,12 +59,15 @@ class ProbeConfig:
             raise out_of_range("probe.every_n_steps", self.every_n_steps, "an integer >= 1")
         if self.batch_size < 1:
             raise out_of_range("probe.batch_size", self.batch_size, "an integer >= 1")
+        for key in ("sensitivity_directions", "hessian_iters"):
+            if getattr(self, key) < 0:
+                raise out_of_range(f"probe.{key}", getattr(self, key), "an integer >= 0 (0: off)")
 
 
 HORIZON_FRACTION = 1e-3  # the horizon ends where ‖∂L/∂h_t‖ falls below this fraction of its last-step value
 
 
-QUANTITIES = ("dL_dh_norm", "dL_dc_norm", "dW_hh_norm", "dW_ih_norm", "c_norm")  # and each cell's own curves
+QUANTITIES = ("dL_dh_norm", "dL_dc_norm", "dW_hh_norm", "dW_ih_norm", "c_norm", "dh_dtheta_norm")  # and each cell's own curves
 
 
 LossFn = Callable[[Tensor, list[LayerTrace]], Tensor]
@@ -87,13 +94,15 @@ def weight_contributions(trace: LayerTrace, grad_v: list[Tensor], grad_u: list[T
 
 def bptt_probe(model: RecurrentNet, x: Tensor, loss_fn: LossFn, h0: Tensor | None = None,
                c0: Tensor | None = None, batch_scale: float | None = None, keep_dW: bool = False,
-               keep_vectors: bool = False, dtype: torch.dtype | None = None) -> ProbeResult:
+               keep_vectors: bool = False, dtype: torch.dtype | None = None,
+               memory: ProbeConfig | None = None) -> ProbeResult:
     """Run the unrolled twin on x, backpropagate loss_fn once, and collect the per-step quantities.
 
     batch_scale turns ∂L/∂h_t of the batch loss into per-sample ∂ℓ_b/∂h_t (B for a batch-mean loss; default).
     dtype: compute in this dtype on a copy of the model with its current weights cast (float32 -> float64 is exact),
     so that a vanishing gradient stays finite below float32's range; None: the model's own dtype. MPS has no float64:
-    there the copy runs on the CPU (loss_fn gets its output there).
+    there the copy runs on the CPU (loss_fn gets its output there). memory: a ProbeConfig whose
+    sensitivity_directions / hessian_iters turn on the memory measurements (gradlab.probe.memory); None: off.
     """
     weight = next(model.parameters())
     if dtype is not None and dtype != weight.dtype:
@@ -129,7 +138,30 @@ def bptt_probe(model: RecurrentNet, x: Tensor, loss_fn: LossFn, h0: Tensor | Non
         if keep_vectors:
             result.vectors.append({"h": torch.stack(trace.h).detach(), "dL_dh": torch.stack(g_h).detach() * scale})
     result.scalars = derived_scalars(result)
+    if memory is not None:
+        result.scalars |= measure_memory(model, x, loss_fn, result, memory)
     return result
+
+
+def measure_memory(model: RecurrentNet, x: Tensor, loss_fn: LossFn, result: ProbeResult,
+                   cfg: ProbeConfig) -> dict[str, float]:
+    """Adds each layer's dh_dtheta_norm curve to `result` and returns the memory scalars of the top layer (and the
+    Hessian's, over every layer's θ_rec): sensitivity (S_{T-1}), sensitivity_per_parameter (S_{T-1}/√P: for one
+    unit and one λ the theory's √E[(∂h/∂λ)²]), sensitivity_rel_se (0: exact), hessian_top, hessian_iters."""
+    from gradlab.probe.memory import hessian_top, recurrent_parameters, state_sensitivity
+
+    scalars: dict[str, float] = {}
+    if cfg.sensitivity_directions:
+        for layer, curves in enumerate(result.layers):
+            curve, rel_se = state_sensitivity(model, x, layer, cfg.sensitivity_directions)
+            curves["dh_dtheta_norm"] = curve
+            P = sum(p.numel() for p in recurrent_parameters(model, layer).values())
+            scalars |= {"sensitivity": float(curve[-1]), "sensitivity_per_parameter": float(curve[-1]) / math.sqrt(P),
+                        "sensitivity_rel_se": rel_se}
+    if cfg.hessian_iters:
+        top, iters = hessian_top(model, x, loss_fn, cfg.hessian_iters)
+        scalars |= {"hessian_top": top, "hessian_iters": float(iters)}
+    return scalars
 
 
 def probe_dtype(probe: ProbeConfig) -> torch.dtype | None:
@@ -202,8 +234,9 @@ class BPTTProbe(pl.Callback):
     weights, and the probe runs the bare model (no DDP wrapper, no collective), so the other ranks need not wait.
     """
 
-    def __init__(self, x: Tensor, y: Tensor, every_n_steps: int, dtype: torch.dtype | None = torch.float64):
-        self.x, self.y, self.every, self.dtype = x, y, every_n_steps, dtype
+    def __init__(self, x: Tensor, y: Tensor, every_n_steps: int, dtype: torch.dtype | None = torch.float64,
+                 memory: ProbeConfig | None = None):
+        self.x, self.y, self.every, self.dtype, self.memory = x, y, every_n_steps, dtype, memory
         self.rows: list[tuple[int, int, int, str, float]] = []
         self.steps: list[int] = []
         self.last_scalars: dict[str, float] | None = None
@@ -213,14 +246,14 @@ class BPTTProbe(pl.Callback):
     def of_validation(cls, dm: Any, probe: ProbeConfig) -> BPTTProbe:
         """Probing the first probe.batch_size validation sequences of a SequenceData."""
         x_val, y_val = dm.splits["val"].tensors
-        return cls(x_val[:probe.batch_size], y_val[:probe.batch_size], probe.every_n_steps, probe_dtype(probe))
+        return cls(x_val[:probe.batch_size], y_val[:probe.batch_size], probe.every_n_steps, probe_dtype(probe), probe)
 
     def run(self, trainer: pl.Trainer, module: pl.LightningModule) -> ProbeResult:
         step = trainer.global_step
         x, y = self.x.to(module.device), self.y.to(module.device)
         started = time.perf_counter()
         result = bptt_probe(module.model, x, lambda out, traces: module.loss_and_accuracy(out, y.to(out.device))[0],
-                            dtype=self.dtype)
+                            dtype=self.dtype, memory=self.memory)
         self.probe_ms.append(1e3 * (time.perf_counter() - started))
         self.steps.append(step)
         self.last_scalars = result.scalars

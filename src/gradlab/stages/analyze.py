@@ -72,7 +72,7 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     step = int(ckpt.get("global_step", 0))
 
     result = bptt_probe(module.model, x, lambda out, traces: module.loss_and_accuracy(out, y)[0], keep_dW=True,
-                        keep_vectors=True, dtype=probe_dtype(cfg.probe))
+                        keep_vectors=True, dtype=probe_dtype(cfg.probe), memory=cfg.probe)
     out = folder.analysis
     df, figures = write_probe_outputs(out, probe_rows(step, result), f"{cfg.run_name} (test)")
     geo_rows, angles = network_geometry(network_vector_sets(

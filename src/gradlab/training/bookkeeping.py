@@ -32,6 +32,10 @@ from gradlab.training.resume import GracefulStop, Resume, continue_csv, csv_unti
 from gradlab.training.subnormals import flush_state
 
 
+# the last probe's memory measurements (gradlab.probe.memory) that metrics.json keeps, where the probe made them
+MEMORY_SCALARS = ("sensitivity", "sensitivity_per_parameter", "hessian_top")
+
+
 class RunRecorder(pl.Callback):
     """Rank 0's records of one run; `setup` (before fit) starts them, `record` ends them."""
 
@@ -104,7 +108,8 @@ class RunRecorder(pl.Callback):
         self.folder.last_ckpt.unlink(missing_ok=True)  # model.ckpt is written: the unfinished marker goes
         if self.probe is not None and self.probe.last_scalars is not None:
             metrics.update({f"bptt_{k}": self.probe.last_scalars[k]
-                            for k in ("decay_rate", "horizon", "decay_rate_predicted")})
+                            for k in ("decay_rate", "horizon", "decay_rate_predicted", *MEMORY_SCALARS)
+                            if k in self.probe.last_scalars})
             df, figures = write_probe_outputs(self.folder, self.probe.rows, self.cfg.run_name)
             log_bptt_to_wandb(trainer.loggers, df, figures)
         if module.spec.continual:  # the test streams position by position: stream.csv, stream_* in metrics.json
