@@ -22,7 +22,7 @@ STARTED := $(shell date +%s.%N)
 help:  ## this list (`make` with no target prints it): every target, one line each
 	@awk -F':[^#]*## ' '/^[a-z][a-z-]*:.*## /{printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: help view tmux cliff venv test test-numerics test-cluster cluster-up cluster-down test-slow test-ci-slow documented-run readme experiment analyze generate geometry repro queue summary report browser screenshot sync wandb-report sweep bench lint clean
+.PHONY: help view tmux cliff venv test test-numerics test-cluster cluster-up cluster-down test-slow test-ci-slow documented-run readme experiment analyze generate geometry memory repro queue summary report browser screenshot sync wandb-report sweep bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,6 +76,9 @@ cliff: $(STAMP)  ## Pascanu et al.'s cliff (one sigmoid unit, SGD with/without c
 
 geometry: $(STAMP)  ## random vectors vs theory: make geometry ARGS="geometry.dims=[2,10,100] geometry.n_pairs=2000"
 	$(RUN) pipelines/geometry.py
+
+memory: $(STAMP)  ## one linear unit's curse of memory vs closed forms -> results/memory/: make memory ARGS="memory.n_sequences=2000"
+	$(RUN) pipelines/memory.py
 
 # JOBS stages side by side (default: one per core, on a GPU as many as its memory holds; JOBS=1: a plain dvc repro),
 # THREADS intra-op threads each (default: cores / JOBS). PROFILE=smoke|cpu|gpu switches params.yaml first.

@@ -22,11 +22,13 @@ import geometry_bench  # noqa: E402
 import lyapunov_bench  # noqa: E402
 import network_bench  # noqa: E402
 import probe_bench  # noqa: E402
+import scan_bench  # noqa: E402
 import study_bench  # noqa: E402
 import training_bench  # noqa: E402
 
 BENCHES = {"geometry": geometry_bench, "training": training_bench, "probe": probe_bench, "lyapunov": lyapunov_bench,
-           "network": network_bench, "study": study_bench}
+           "network": network_bench, "study": study_bench,
+           "scan": scan_bench}
 
 
 def markdown(rows: list[dict], header: str, measured: dict[str, dict] | None = None) -> str:

@@ -2,8 +2,8 @@
 
     python pipelines/report.py               # -> reports/index.html (open it in any browser; no network needed)
 
-Reads the summarize stage's table (results/summary/summary.csv), the runs' logs and figures, results/geometry and
-results/cliff.
+Reads the summarize stage's table (results/summary/summary.csv), the runs' logs and figures, results/geometry,
+results/cliff and results/memory.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
     parser.add_argument("--geometry-dir", type=Path, default=Path("results/geometry"))
     parser.add_argument("--cliff-dir", type=Path, default=Path("results/cliff"))
+    parser.add_argument("--memory-dir", type=Path, default=Path("results/memory"))
     parser.add_argument("--out", type=Path, default=Path("reports"))
     args = parser.parse_args(argv)
 
@@ -31,7 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     def run():
         repro_csv = args.summary.parent / "reproduction.csv"
         repro = pd.read_csv(repro_csv) if repro_csv.is_file() else None
-        return report.run(read_summary(args.summary), args.runs_dir, args.geometry_dir, args.out, args.cliff_dir, repro)
+        return report.run(read_summary(args.summary), args.runs_dir, args.geometry_dir, args.out, args.cliff_dir, repro,
+                          args.memory_dir)
 
     path = reported(run)
     print(f"report:      {path.resolve()}  ({path.stat().st_size / 1e6:.1f} MB, self-contained)")

@@ -107,7 +107,8 @@ def covered(path: Path, deps: list[Path]) -> bool:
     return any(path == d or d in path.parents for d in deps)
 
 
-HYDRA_ENTRIES = {"train.py": "config", "analyze.py": "config", "generate.py": "generate", "geometry.py": "geometry"}
+HYDRA_ENTRIES = {"train.py": "config", "analyze.py": "config", "generate.py": "generate", "geometry.py": "geometry",
+                 "memory.py": "memory"}
 
 
 @pytest.mark.parametrize("stage", stages(), ids=lambda s: s.addressing)

@@ -20,7 +20,7 @@ from gradlab.study.claims import PUBLISHED
 
 # smoke_study (tests/conftest.py): a copy of the repository with the smoke study reproduced, once per session
 
-SECTIONS = ("#summary", "#bptt", "#dynamics", "#literature", "#geometry", "#appendix")  # a reader's questions
+SECTIONS = ("#summary", "#bptt", "#dynamics", "#memory", "#literature", "#geometry", "#appendix")  # a reader's questions
 FIRST_SCREEN = ("#headline", "#headline-figure img", "table[id^='summary-']", *SECTIONS)
 
 

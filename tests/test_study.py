@@ -59,6 +59,8 @@ def test_smoke_study_runs_end_to_end(study):
     assert "Summary: which model learns which T" in page and "Published results" in page
     assert "Why: the dynamics" in page and "The cliff (Pascanu, Mikolov, Bengio 2013)" in page
     assert (study / "results/cliff/summary.json").is_file()
+    assert "Why: memory (the curse of memory)" in page and "Log-log slopes against the memory" in page
+    assert "the gradient through time beside the state" in page  # the per-model sensitivity figure, inlined
     assert "http://" not in page and "https://" not in page  # self-contained: nothing to fetch
     # DVC's own views of the study
     shown = dvc(study, "metrics", "show", "--json").stdout

@@ -171,7 +171,7 @@ def test_make_view_lists_exactly_the_runs_make_sync_uploads(smoke_study):
     synced = {folder.resolve() for _, folder in online.find_offline_runs(smoke_study)}
     assert shown == synced
     kinds = {kind for kind, _ in online.find_offline_runs(smoke_study)}
-    assert kinds == {"train", "analysis", "summary", "geometry", "cliff"}, kinds
+    assert kinds == {"train", "analysis", "summary", "geometry", "memory", "cliff"}, kinds
 
 
 def test_the_credential_check_is_wandbs_public_login(no_login, monkeypatch):

@@ -31,8 +31,8 @@ COMPOSITION_ERRORS = (ConfigCompositionException, MissingConfigException, Overri
 # Each entry point's schemas live with its stage's code; cli imports only the one a command composes, so that the
 # geometry stage, say, does not load every cell and task. Each module's hydra_schemas(): (group, name) -> schema.
 SCHEMA_MODULES = {"config": "gradlab.training.config", "generate": "gradlab.data.config",
-                  "geometry": "gradlab.theory.geometry_config"}
-Config = Any  # an entry point's whole config: TrainConfig, GenerateConfig or GeometryConfig
+                  "geometry": "gradlab.theory.geometry_config", "memory": "gradlab.theory.memory_config"}
+Config = Any  # an entry point's whole config: TrainConfig, GenerateConfig, GeometryConfig or MemoryConfig
 
 
 def register_schemas(config_name: str) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from gradlab.core.runfolder import RunFolder
+from gradlab.report.memory import memory_section
 from gradlab.report.figures import (
     compare_figure,
     grad_norm_figure,
@@ -263,7 +264,7 @@ def demo_page(df: pd.DataFrame, runs_dir: Path, out: Path, note: str) -> Path:
 
 
 def run(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path, cliff_dir: Path | None = None,
-        repro: pd.DataFrame | None = None) -> Path:
+        repro: pd.DataFrame | None = None, memory_dir: Path | None = None) -> Path:
     """Write out/index.html (and the figures it inlines under out/figures/); return the page's path."""
     figdir = out / "figures"
     done = df[df.status != "missing"]
@@ -278,6 +279,7 @@ def run(df: pd.DataFrame, runs_dir: Path, geometry_dir: Path, out: Path, cliff_d
         summary_section(df),
         bptt_section(done, df, runs_dir, figdir, grid),
         dynamics_section(done, runs_dir, cliff_dir or Path("results/cliff"), figdir),
+        memory_section(done, runs_dir, memory_dir or Path("results/memory"), figdir, grid),
         literature_section(df, repro, runs_dir, figdir),
         geometry_section(done, runs_dir, geometry_dir),
         appendix_section(df, done, runs_dir, figdir, grid),

@@ -43,6 +43,14 @@ def probe_ratio(runs_dir: Path, run: str, quantity: str = "dL_dh_norm") -> tuple
     underflowed: the report's bands draw it as below every other value), and whether it is the analysis stage's probe
     on test data (True) or, where the run has none, the last training probe on validation data (False). (None, _)
     where the run has no such quantity."""
+    curve, test = probe_last(runs_dir, run, quantity)
+    if curve is None or not float(curve.iloc[-1]) > 0:
+        return None, test
+    return curve / float(curve.iloc[-1]), test
+
+
+def probe_last(runs_dir: Path, run: str, quantity: str) -> tuple[pd.Series | None, bool]:
+    """As probe_ratio, the values themselves: the last probe of `quantity` (layer 0), indexed by t."""
     folder = RunFolder.of(runs_dir, run)
     for csv, test in ((folder.analysis.bptt, True), (folder.bptt, False)):
         if not csv.is_file():
@@ -52,11 +60,7 @@ def probe_ratio(runs_dir: Path, run: str, quantity: str = "dL_dh_norm") -> tuple
         if sel.empty:
             return None, test
         sel = sel[sel.step == sel.step.max()].sort_values("t")
-        last = float(sel.value.iloc[-1])
-        if not last > 0:
-            return None, test
-        values = sel.value.to_numpy(dtype=float) / last
-        return pd.Series(values, index=sel.t.to_numpy()), test
+        return pd.Series(sel.value.to_numpy(dtype=float), index=sel.t.to_numpy()), test
     return None, False
 
 

@@ -23,7 +23,7 @@ WANDB_DIRS: dict[str, str] = {"train": "runs/*/wandb", "analysis": "runs/*/analy
 
 
 # the kinds in the order messages name them (a result stage not named here comes after them)
-RUN_KINDS = ("train", "analysis", "geometry", "summary", "cliff")
+RUN_KINDS = ("train", "analysis", "geometry", "memory", "summary", "cliff")
 
 
 def kind_order(kind: str) -> tuple[int, str]:
