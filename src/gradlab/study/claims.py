@@ -33,6 +33,11 @@ class Published:
     sequences: dict[int, int] = field(default_factory=dict)  # T -> training sequences they needed to solve it
     # the claim's own error-rate line where its criterion is not the task's solved rule (gradlab.study.verdicts)
     line: float | None = None
+    # a claim comparing two students over a grid of task values (Zucchet & Orvieto 2024): task key -> {value:
+    # (rule, line)}, rule "gap" (first model's loss / second's ≥ line) or "equal" (within a factor `line` either way);
+    # judged per seed at each model's best lr (gradlab.study.verdicts.grid_rows)
+    ratio_rule: dict[str, dict[float, tuple[str, float]]] = field(default_factory=dict)
+    theirs_losses: dict[float, tuple[float, float]] = field(default_factory=dict)  # value -> their (first, second)
 
     def speaks_to(self, task: str, model: str, seq_len: int) -> bool:
         return task == self.family and model in self.models and self.T[0] <= seq_len <= self.T[1]
@@ -73,6 +78,17 @@ _GERS_ALSO = ("theirs: 4 memory blocks of 2 cells (gates shared per block, input
               "outputs, training streams of up to 10^5 symbols stopped at the first error; perfect: 10^6 successive "
               "symbols right (ours: gates per cell, full BPTT over 500-symbol windows each from a fresh state, BCE, "
               "Adam; the test: 10 streams of 10^5 symbols never reset, every error counted)")
+
+
+_ZUCCHET_ALSO = (
+    "their students fit a fixed seed-42 teacher (jax's draw; ours torch's) at T=300 for 10,000 steps of batch 128, "
+    "fresh sequences each step, Adam with cosine decay to 1e-7, no clipping, 10 seeds, lr grids of 5 (LRU 0.0032-0.32, "
+    "RNN 3.2e-5-3.2e-3), best lr per (model, ν₀) by the seed-mean final training loss, loss 0.5·MSE; their dense RNN "
+    "is linear with the teacher's tanh|Ginibre| eigenvalue init, their LRU r_max = 1 and C ~ N(0, 1). Ours (cuts): "
+    "T=100, 500 steps of batch 64 (32,000 sequences, each seen once), Adam at a constant lr (gradlab has no "
+    "schedule), 3 seeds, lrs LRU {0.01, 0.032} and RNN {0.001, 0.0032}, best lr picked as theirs (the last 50 steps' "
+    "mean training loss); gradlab's rnn is tanh (fused nn.RNN, PyTorch init, a bias); the LRU's r_max 0.999, C "
+    "nn.Linear's init; loss MSE (2 × theirs); the grid runs from the entry point (conf/paper/zucchet24_teacher.yaml)")
 
 
 PUBLISHED: tuple[Published, ...] = (
@@ -143,6 +159,17 @@ PUBLISHED: tuple[Published, ...] = (
         "as a test error rate of at most 1 in 1000 symbols", None, ("lstm",), (1, 10**9), True,
         setup=_GERS_SETUP, also=_GERS_ALSO + "; their 'good': over 1000 successive symbols right on average",
         paper="gers00_continual", line=1e-3),
+    Published(
+        "Zucchet & Orvieto 2024, Fig. 3A",
+        "on a linear teacher with eigenvalue moduli in (ν₀, 1), the dense RNN's final loss is orders of magnitude "
+        "above the LRU's at ν₀ = 0.99 (theirs: 0.42 vs 2.4e-5, ratio ~2e4; ~35 at 0.92), while at ν₀ = 0.68 they "
+        "are about equal (1.3e-7 each); neither student's gradient vanishes or explodes (‖∂ℓ/∂h_t‖'s decay rate "
+        "beside): the gap is the loss landscape, not the gradient", "linear_teacher", ("rnn", "lru"), (100, 300), True,
+        setup={"task.name": "linear_teacher", "task.seq_len": 300, "trainer.max_steps": 10_000,
+               "trainer.batch_size": 128, "optim.name": "adam", "clip.mode": "none"},
+        also=_ZUCCHET_ALSO, paper="zucchet24_teacher",
+        ratio_rule={"task.nu0": {0.99: ("gap", 100.0), 0.68: ("equal", 10.0)}},
+        theirs_losses={0.68: (1.3e-7, 1.3e-7), 0.92: (8.7e-5, 2.4e-6), 0.99: (4.2e-1, 2.4e-5)}),
     Published(
         "Greff et al. 2017", "no forget gate (NFG) is clearly worse on TIMIT, IAM and JSB (5400 runs)", None,
         ("nfg_lstm",), (1, 10**9), False, also="speech, handwriting and music data, not synthetic tasks"),

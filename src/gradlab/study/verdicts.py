@@ -28,7 +28,7 @@ import pandas as pd
 import yaml
 
 from gradlab.core.runfolder import RunFolder, read_json
-from gradlab.study.claims import PUBLISHED, Published
+from gradlab.study.claims import PUBLISHED, Published, _get
 from gradlab.study.grid import PaperRun
 from gradlab.tasks import TaskSpec, task_from
 from gradlab.tasks.base import SOLVED_FRACTION
@@ -123,6 +123,130 @@ def _rule(p: Published, runs: list[dict[str, Any]]) -> Rule | None:
     return None
 
 
+def _final_train_loss(folder: Path, last: int = 50) -> float | None:
+    """The mean training loss of the run's last `last` logged steps (metrics.csv), as their notebook's last-epoch
+    mean training loss; None without one."""
+    path = folder / "metrics.csv"
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path)
+    if "train/loss" not in frame:
+        return None
+    losses = frame["train/loss"].dropna()
+    return float(losses.tail(last).mean()) if len(losses) else None
+
+
+def grid_row(runs_dir: Path, name: str) -> dict[str, Any]:
+    """One run of a grid setup (a claim with `ratio_rule`), read from its folder: its config says model, T, seed and
+    the grid's values (task.nu0, optim.lr)."""
+    folder = Path(runs_dir) / name
+    config = yaml.safe_load((folder / "config.yaml").read_text()) if (folder / "config.yaml").is_file() else {}
+    m = read_json(folder / "metrics.json") or {}
+    return {"paper": config.get("paper_name"), "model": (config.get("model") or {}).get("name"),
+            "T": (config.get("task") or {}).get("seq_len"), "seed": config.get("seed"), "run": name,
+            "status": m.get("status", "missing"), "config": config, "lr": (config.get("optim") or {}).get("lr"),
+            "final_loss": _final_train_loss(folder), "test_loss": m.get("test_loss"),
+            "decay_rate": m.get("bptt_decay_rate")}
+
+
+def grid_runs(runs_dir: Path, paper: str) -> list[dict[str, Any]]:
+    """Every run of a grid setup under runs_dir: runs/paper-<paper>-*/ holding a config.yaml of that paper."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    rows = [grid_row(root, d.name) for d in sorted(root.glob(f"paper-{paper}-*")) if (d / "config.yaml").is_file()]
+    return [r for r in rows if r["paper"] == paper]
+
+
+def _ratio_side(rule: str, line: float, ratio: float | None) -> str:
+    """A seed's side of a ratio rule, with the factor-BAND margin: "gap" holds when the ratio is ≥ BAND·line and
+    fails when ≤ line/BAND; "equal" holds within a factor line/BAND either way and fails outside line·BAND."""
+    if ratio is None or ratio != ratio or ratio <= 0:
+        return "band"
+    if rule == "gap":
+        return "holds" if ratio >= BAND * line else "fails" if ratio <= line / BAND else "band"
+    spread = max(ratio, 1 / ratio)
+    return "holds" if spread <= line / BAND else "fails" if spread >= line * BAND else "band"
+
+
+def grid_rows(p: Published, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a two-student claim over a grid (Published.ratio_rule): per grid value, each student's best lr
+    (lowest seed-mean final training loss, diverged seeds dropped, as their notebook), the per-seed loss ratio
+    first/second at those lrs against the rule's line with the factor-BAND margin, and each student's probe decay
+    rate of ‖∂ℓ/∂h_t‖ beside. One row per judged value and one per value only reported; the verdict (every row):
+    inconclusive if any judged seed is in the band, else reproduced when most seeds hold at every judged value."""
+    (key, rules), = p.ratio_rule.items()
+    first, second = p.models
+    fmt = lambda v: "–" if v is None or v != v else f"{v:.3g}"  # noqa: E731
+    by_value: dict[float, dict[str, list[dict[str, Any]]]] = {}
+    for r in runs:
+        if r["status"] not in ("completed", "diverged") or r["model"] not in p.models:
+            continue
+        value = _get(r["config"], key)
+        by_value.setdefault(float(value), {}).setdefault(r["model"], []).append(r)
+    rows, judged, bands = [], [], []
+    for value in sorted(by_value):
+        best = {m: b for m, mruns in by_value[value].items() if (b := _best_lr(mruns)) is not None}
+        if first not in best or second not in best:
+            continue
+        a = {r["seed"]: r for r in best[first][1]}
+        b = {r["seed"]: r for r in best[second][1]}
+        rule = rules.get(value)
+        seeds, parts = [], []
+        for seed in sorted(set(a) & set(b)):
+            la, lb = a[seed]["final_loss"], b[seed]["final_loss"]
+            ratio = la / lb if la is not None and lb not in (None, 0) else None
+            sd = _ratio_side(*rule, ratio) if rule else "reported"
+            seeds.append((seed, sd))
+            parts.append(f"s{seed} {first} {fmt(la)} / {second} {fmt(lb)} = {fmt(ratio)} ({sd})")
+        if rule:
+            judged.append(sum(s == "holds" for _, s in seeds) * 2 > len(seeds))
+            bands += [f"{_fmt_value(value)}:s{s}" for s, sd in seeds if sd == "band"]
+        theirs = p.theirs_losses.get(value)
+        decay = "; ".join(f"{m} {_span([r['decay_rate'] for r in best[m][1] if r['decay_rate'] is not None], '{:.3g}')}"
+                          if any(r["decay_rate"] is not None for r in best[m][1]) else f"{m} –" for m in p.models)
+        means = {m: statistics.mean([r["final_loss"] for r in best[m][1] if r["final_loss"] is not None] or [float("nan")])
+                 for m in p.models}
+        rule_text = ("" if not rule else f"{first}/{second} ≥ {BAND * rule[1]:g} holds, ≤ {rule[1] / BAND:g} fails"
+                     if rule[0] == "gap" else f"within ×{rule[1] / BAND:g} holds, beyond ×{rule[1] * BAND:g} fails")
+        rows.append({"model": f"{first}/{second}", "T": best[first][1][0]["T"], "seeds": len(seeds),
+                     f"{key}": value, "best lr": f"{first} {best[first][0]:g}, {second} {best[second][0]:g}",
+                     "final loss": f"{first} {fmt(means[first])}, {second} {fmt(means[second])} (MSE, last 50 steps)",
+                     "theirs": "" if not theirs else f"{first} {theirs[0]:.2g}, {second} {theirs[1]:.2g} (0.5·MSE); "
+                                                     f"ratio {theirs[0] / theirs[1]:.2g}",
+                     "decay rate": decay, "band": rule_text or "reported, not judged", "seed values": "; ".join(parts),
+                     "runs": " ".join(r["run"] for m in p.models for r in best[m][1])})
+    if not judged or len(judged) < len(rules):
+        said = "not run"
+    elif bands:
+        said = "inconclusive"
+    else:
+        said = "reproduced" if all(judged) else "not reproduced"
+    for row in rows:
+        row |= {"verdict": said, "in the band": " ".join(bands), "solved": "", "sequences to solve": "",
+                "loss/baseline": row["final loss"]}
+    return rows
+
+
+def _best_lr(runs: list[dict[str, Any]]) -> tuple[float, list[dict[str, Any]]] | None:
+    """(lr, its runs by seed) with the lowest seed-mean final training loss; non-finite seeds dropped (their
+    notebook: ±inf to NaN, pandas' mean skips NaN); None when no lr has a finite one."""
+    lrs: dict[float, list[dict[str, Any]]] = {}
+    for r in runs:
+        lrs.setdefault(float(r["lr"]), []).append(r)
+    means = {lr: statistics.mean(ok) for lr, rs in lrs.items()
+             if (ok := [r["final_loss"] for r in rs if r["final_loss"] is not None
+                        and r["final_loss"] == r["final_loss"] and abs(r["final_loss"]) != float("inf")])}
+    if not means:
+        return None
+    lr = min(means, key=means.get)
+    return lr, sorted(lrs[lr], key=lambda r: r["seed"])
+
+
+def _fmt_value(value: float) -> str:
+    return f"{value:g}"
+
+
 def reproduction_rows(paper_runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per published claim and (model, T) that gradlab ran in the claim's own setup (conf/paper/), and one
     per claim it did not run. `paper_runs`: one dict per run with paper, model, T, seed, status, solved,
@@ -130,6 +254,16 @@ def reproduction_rows(paper_runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for p in PUBLISHED:
         mine = [r for r in paper_runs if p.paper and r["paper"] == p.paper and r["model"] in p.models]
+        if p.ratio_rule:  # a two-student grid (its runs: grid_runs)
+            base = {"source": p.source, "claim": p.claim, "their setup": p.describe_setup(),
+                    "setup": f"conf/paper/{p.paper}.yaml"}
+            grid = grid_rows(p, mine)
+            diffs = "; ".join(sorted({d for r in mine for d in p.differences(r.get("config"))}))
+            rows += [base | {"ours differs": diffs} | r for r in grid] or [base | {
+                "model": "/".join(p.models), "T": f"{p.T[0]}-{p.T[1]}", "ours differs": "not in this profile",
+                "seeds": 0, "solved": "", "sequences to solve": "", "theirs": "", "loss/baseline": "",
+                "verdict": "not run", "band": "", "seed values": "", "in the band": "", "runs": ""}]
+            continue
         groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for r in mine:
             groups.setdefault((r["model"], int(r["T"])), []).append(r)
@@ -180,7 +314,8 @@ def paper_row(runs_dir: Path, run: PaperRun) -> dict[str, Any]:
 
 def reproduction(papers: list[PaperRun], runs_dir: Path) -> pd.DataFrame:
     """The reproduction table: every published claim, our runs of its setup over seeds, and the verdict."""
-    return pd.DataFrame(reproduction_rows([paper_row(runs_dir, r) for r in papers]))
+    grids = [r for p in PUBLISHED if p.ratio_rule and p.paper for r in grid_runs(runs_dir, p.paper)]
+    return pd.DataFrame(reproduction_rows([paper_row(runs_dir, r) for r in papers] + grids))
 
 
 REPRODUCTION_KEYS = ["source", "setup", "model", "T", "seeds", "solved", "sequences to solve", "theirs",
