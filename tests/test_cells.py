@@ -396,7 +396,7 @@ def test_a_cell_registered_in_a_test_trains_probes_and_is_analysed(toy_cell, tmp
     assert metrics["status"] == "completed" and metrics["steps"] == 6
     df = pd.read_csv(run_dir / "bptt.csv")
     assert sorted(df.step.unique()) == [0, 3, 6]
-    assert set(df.quantity) == {"dL_dh_norm", "dW_hh_norm", "dW_ih_norm", "tanh_deriv_mean"}
+    assert set(df.quantity) == {"dL_dh_norm", "dW_hh_norm", "dW_ih_norm", "dh_dtheta_norm", "tanh_deriv_mean"}
     assert (df.groupby(["step", "quantity"]).t.count() == 10).all() and df.value.notna().all()
 
     done = run_entry("analyze.py", *TOY_RUN, cwd=tmp_path)
