@@ -9,7 +9,8 @@ import pytest
 from conftest import read_json, run_cli, run_entry
 
 BAD_INPUTS = [
-    (["model=gur"], "model='gur' is not a valid choice; choose one of: exprnn, gru, irnn, linear, lru, lstm, lstm97, nfg_lstm, rnn"),
+    (["model=gur"], "model='gur' is not a valid choice; choose one of: exprnn, gru, irnn, linear, lru, lstm, lstm97, "
+                    "nfg_lstm, rnn"),
     (["task=parity"], "task='parity' is not a valid choice; choose one of: adding, adding_continual, adding_hs97, "
                       "addition_pascanu, copy, first_token, linear_teacher, reber_continual, temporal_order"),
     (["task.seq_len=1"], "task.seq_len=1 is out of range: must be an integer >= 2"),

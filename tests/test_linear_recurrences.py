@@ -42,7 +42,8 @@ def test_the_scan_is_the_step_loop_and_so_is_its_gradient(T, kind):
     torch.manual_seed(T)
     H = 5
     if kind == "complex":
-        lam = torch.exp(torch.complex(-torch.rand(H, dtype=torch.float64) * 0.2, torch.rand(H, dtype=torch.float64) * 3))
+        modulus, phase = torch.rand(H, dtype=torch.float64) * 0.2, torch.rand(H, dtype=torch.float64) * 3
+        lam = torch.exp(torch.complex(-modulus, phase))
         b = torch.randn(3, T, H, dtype=torch.complex128)
         h0 = torch.randn(3, H, dtype=torch.complex128)
     else:
@@ -107,7 +108,7 @@ def test_linear_gradient_decays_at_its_theory_line():
     net = RecurrentNet("linear", raw_spec(2, T), 6, lambda_min=alpha, lambda_max=alpha).double()
     x = torch.randn(3, T, 2, dtype=torch.float64)
     result = bptt_probe(net, x, lambda out, tr: out.square().mean())
-    rate = math.log(float(net.cell.eigenvalues(net, 0)[0].detach()))  # α as float32 holds it (the init draws in float32)
+    rate = math.log(float(net.cell.eigenvalues(net, 0)[0].detach()))  # α as float32 holds it (drawn in float32)
     assert rate == pytest.approx(math.log(alpha), abs=1e-7)
     assert decay_rate(result.layers[0]["dL_dh_norm"]) == pytest.approx(rate, abs=1e-12)
     assert result.scalars["decay_rate_predicted"] == pytest.approx(rate, abs=1e-15)
@@ -154,7 +155,8 @@ def test_lru_init_is_the_papers_ring_and_normalisation():
     r = lam.abs()
     assert r.min() >= 0.4 - 1e-12 and r.max() <= 0.9 + 1e-12
     assert lam.angle().min() >= 0 and lam.angle().max() <= 0.5 + 1e-12
-    torch.testing.assert_close(net.rnn.parametrizations.weight_ih_l0.original2.exp(), (1 - r ** 2).sqrt(), rtol=1e-6, atol=0)  # drawn in float64, held in float32 (u = 6e-8)
+    gamma = net.rnn.parametrizations.weight_ih_l0.original2.exp()
+    torch.testing.assert_close(gamma, (1 - r ** 2).sqrt(), rtol=1e-6, atol=0)  # drawn in float64, held in float32
     # uniform over the ring's area: |λ|² is uniform on [r_min², r_max²] (mean 0.485, sd 0.188/√200 over 200 modes)
     assert abs(float((r ** 2).mean()) - (0.16 + 0.81) / 2) < 4 * 0.188 / math.sqrt(200)
 

@@ -20,7 +20,8 @@ from gradlab.study.claims import PUBLISHED
 
 # smoke_study (tests/conftest.py): a copy of the repository with the smoke study reproduced, once per session
 
-SECTIONS = ("#summary", "#bptt", "#dynamics", "#memory", "#literature", "#geometry", "#appendix")  # a reader's questions
+# a reader's questions, in the page's order
+SECTIONS = ("#summary", "#bptt", "#dynamics", "#memory", "#literature", "#geometry", "#appendix")
 FIRST_SCREEN = ("#headline", "#headline-figure img", "table[id^='summary-']", *SECTIONS)
 
 

@@ -3,7 +3,8 @@
 The state s_t of one sequence is every layer's state: h_t, and c_t for the cells that have one (dimension
 num_layers x H x the number of state parts). Driven by its inputs x_t the net is a map s_t = F(s_{t-1}, x_t), and the k
 largest finite-time exponents of the product of its state Jacobians J_t = ∂s_t/∂s_{t-1} along the trajectory are
-found by the QR method: Q_0 a fixed orthonormal frame (`start_frame`); J_t Q_{t-1} = Q_t R_t; λ_i = (1/T) Σ_t ln|R_t[i, i]|. The
+found by the QR method: Q_0 a fixed orthonormal frame (`start_frame`); J_t Q_{t-1} = Q_t R_t;
+λ_i = (1/T) Σ_t ln|R_t[i, i]|. The
 products J_t Q are forward-mode derivatives (torch.func.jvp, vmapped over the k columns and the batch), exact up to
 rounding, never finite differences.
 

@@ -7,8 +7,9 @@ uniformly in [0, max_phase], as the paper's init. The head reads Re(C h_t) + D x
 
 In gradlab the state is real: h = [Re h; Im h] (H numbers, so model.hidden_size must be even), and the step is
 linear, h_t = v_t + u_t with W_ih = [γ ⊙ B_re; γ ⊙ B_im] and W_hh = [[diag a, −diag b], [diag b, diag a]]
-(λ = a + ib), both `torch.nn.utils.parametrize` parametrizations of the paper's parameters (ν, θ; B, γ): the probe's ‖∂ℓ/∂h_t‖ is over the real and imaginary parts, and Re(C h) is the linear head on
-[Re h; Im h]. Training runs the complex recurrence as a blocked scan (gradlab.cells.scan). Left out: the paper's
+(λ = a + ib), both `torch.nn.utils.parametrize` parametrizations of the paper's parameters (ν, θ; B, γ): the
+probe's ‖∂ℓ/∂h_t‖ is over the real and imaginary parts, and Re(C h) is the linear head on [Re h; Im h].
+Training runs the complex recurrence as a blocked scan (gradlab.cells.scan). Left out: the paper's
 MLP/GLU between layers (a second layer reads the first one's [Re h; Im h] through its own B, which subsumes the
 first one's C), its layer norm and dropout (docs/cells.md).
 """

@@ -67,7 +67,8 @@ class ProbeConfig:
 HORIZON_FRACTION = 1e-3  # the horizon ends where ‖∂L/∂h_t‖ falls below this fraction of its last-step value
 
 
-QUANTITIES = ("dL_dh_norm", "dL_dc_norm", "dW_hh_norm", "dW_ih_norm", "c_norm", "dh_dtheta_norm")  # and each cell's own curves
+# and each cell's own curves
+QUANTITIES = ("dL_dh_norm", "dL_dc_norm", "dW_hh_norm", "dW_ih_norm", "c_norm", "dh_dtheta_norm")
 
 
 LossFn = Callable[[Tensor, list[LayerTrace]], Tensor]

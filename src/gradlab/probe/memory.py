@@ -101,7 +101,8 @@ def hessian_top(net: RecurrentNet, x: Tensor, loss_fn: Callable, iters: int = 20
         g = torch.Generator().manual_seed(seed)
         v = [torch.randn(p.shape, generator=g, dtype=torch.float64).to(p.device, p.dtype) for p in theta]
         estimate, done = math.nan, 0
-        for done in range(1, iters + 1):
+        for step in range(1, iters + 1):
+            done = step
             norm = torch.sqrt(sum(t.square().sum() for t in v))
             v = [t / norm for t in v]
             hv = torch.autograd.grad(grads, theta, grad_outputs=v, retain_graph=True, allow_unused=True)

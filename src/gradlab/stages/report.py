@@ -20,7 +20,6 @@ from pathlib import Path
 import pandas as pd
 
 from gradlab.core.runfolder import RunFolder
-from gradlab.report.memory import memory_section
 from gradlab.report.figures import (
     compare_figure,
     grad_norm_figure,
@@ -31,6 +30,7 @@ from gradlab.report.figures import (
     training_heatmaps,
 )
 from gradlab.report.html import figs, fold, html_table, write_page
+from gradlab.report.memory import memory_section
 from gradlab.report.stream import last_probe_along_the_stream, stream_section
 from gradlab.report.tables import SUMMARY_TITLES, pub_anchor, pub_of, published_results, summary_table
 from gradlab.study.summary import headline, headline_line, headline_task, read_csv

@@ -205,7 +205,8 @@ def grid_rows(p: Published, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         theirs = p.theirs_losses.get(value)
         decay = "; ".join(f"{m} {_span([r['decay_rate'] for r in best[m][1] if r['decay_rate'] is not None], '{:.3g}')}"
                           if any(r["decay_rate"] is not None for r in best[m][1]) else f"{m} –" for m in p.models)
-        means = {m: statistics.mean([r["final_loss"] for r in best[m][1] if r["final_loss"] is not None] or [float("nan")])
+        means = {m: statistics.mean([r["final_loss"] for r in best[m][1] if r["final_loss"] is not None]
+                                    or [float("nan")])
                  for m in p.models}
         rule_text = ("" if not rule else f"{first}/{second} ≥ {BAND * rule[1]:g} holds, ≤ {rule[1] / BAND:g} fails"
                      if rule[0] == "gap" else f"within ×{rule[1] / BAND:g} holds, beyond ×{rule[1] * BAND:g} fails")

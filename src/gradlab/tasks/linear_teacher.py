@@ -14,7 +14,8 @@ torch's seed-42 draw, not jax's: the same construction, another matrix.
 Loss: gradlab's per-step MSE over all T steps (theirs: 0.5·MSE, so ours = 2 × theirs). Memoryless baseline: the
 exact variance of the target averaged over the steps, (1/T) Σ_t Σ_{k<t} g_k² with the impulse response g_0 = CB + D,
 g_k = C A^k B (the best guess that ignores the input, 0, as every task's baseline); the best predictor from x_t
-alone, (CB + D) x_t, reaches that minus g_0² (`TaskSpec` has one baseline: the variance). Solved: gradlab's default, loss < 1% of that baseline."""
+alone, (CB + D) x_t, reaches that minus g_0² (`TaskSpec` has one baseline: the variance). Solved: gradlab's
+default, loss < 1% of that baseline."""
 
 from __future__ import annotations
 

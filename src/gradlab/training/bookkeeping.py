@@ -31,7 +31,6 @@ from gradlab.training.module import RecurrentModule
 from gradlab.training.resume import GracefulStop, Resume, continue_csv, csv_until, resume_from
 from gradlab.training.subnormals import flush_state
 
-
 # the last probe's memory measurements (gradlab.probe.memory) that metrics.json keeps, where the probe made them
 MEMORY_SCALARS = ("sensitivity", "sensitivity_per_parameter", "hessian_top")
 
