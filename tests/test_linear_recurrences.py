@@ -174,3 +174,24 @@ def test_bad_options_name_the_value_and_the_range(kind, options, message):
 def test_an_odd_lru_size_is_refused():
     with pytest.raises(ConfigError, match="model.hidden_size=7 is out of range: the lru's state is H/2 complex"):
         RecurrentNet("lru", raw_spec(2, 5), 7)
+
+
+@pytest.mark.parametrize("kind", ["linear", "lru"])
+def test_every_task_runs_through_the_scan_the_probe_and_the_spectrum(kind):
+    """Every registered task's inputs (floats, tokens, streams) and outputs (last step, every step, labels) through
+    the scan, the unrolled twin, the probe with its memory measurements, and the Lyapunov spectrum (the trainings of
+    every cell on the adding task: tests/test_probes.py)."""
+    from gradlab.analysis.lyapunov import lyapunov_spectrum
+    from gradlab.probe.bptt import ProbeConfig
+    from gradlab.tasks import TASKS
+
+    for name, task_cls in TASKS.items():
+        task = task_cls(seq_len=30) if "seq_len" in task_cls.__dataclass_fields__ else task_cls()
+        x, _ = task.generate(0, 3)
+        net = RecurrentNet(kind, task.spec(), 8).double()
+        fast, (slow, _) = net(x), net.forward_unrolled(x)
+        assert fast.shape == slow.shape and (fast - slow).abs().max() < 1e-10, name
+        probe = bptt_probe(net, x, lambda out, tr: out.square().mean(),
+                           memory=ProbeConfig(sensitivity_directions=4, hessian_iters=2))
+        assert torch.isfinite(probe.layers[0]["dL_dh_norm"]).all() and probe.scalars["sensitivity"] > 0, name
+        assert torch.isfinite(lyapunov_spectrum(net, x[:1], k=4).exponents).all(), name

@@ -151,21 +151,19 @@ def test_memory_bad_input(tmp_path, args, message):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_memory_stage_writes_the_table_the_slopes_and_the_figure(tmp_path):
-    done = run_entry("memory.py", "memory.lambdas=[0.9,0.99]", "memory.rhos=[0,1]", "memory.n_sequences=200",
-                     "seed=3", "logger.mode=offline", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    out = tmp_path / "results" / "memory"
+def test_memory_stage_writes_the_table_the_slopes_and_the_figure(smoke_study):
+    """The stage as `make repro` runs it (the smoke study's, conf/study/smoke.yaml: 3 λ, 3 ρ, n = 1000)."""
+    out = smoke_study / "results" / "memory"
     df = pd.read_csv(out / "reference.csv")
     assert list(df.columns) == ["lambda", "rho", "model", "quantity", "exact", "measured", "stderr", "z"]
-    assert len(df) == 2 * 2 * 2 * 2 and set(df.model) == {"plain", "normalised"}
+    assert len(df) == 3 * 3 * 2 * 2 and set(df.model) == {"plain", "normalised"}
     assert (df.z == (df.measured - df.exact) / df.stderr).all()
     row = df[(df["lambda"] == 0.99) & (df.rho == 1) & (df.model == "plain") & (df.quantity == "sens_sq")]
     assert row.exact.item() == pytest.approx(1e8)
     record = json.loads((out / "slopes.json").read_text())
-    assert len(record["slopes"]) == 8 and record["n_sequences"] == 200
+    assert len(record["slopes"]) == 12 and record["n_sequences"] == 1000
     expected = {(s["model"], s["rho"], s["quantity"]): s["expected"] for s in record["slopes"]}
     assert expected[("plain", 1.0, "sens_sq")] == 4 and expected[("normalised", 0.0, "sens_sq")] == 0
-    assert {r["rho"]: r["limit"] for r in record["normalised_sensitivity_limit"]} == {0.0: 0.25, 1.0: None}
+    assert {r["rho"]: r["limit"] for r in record["normalised_sensitivity_limit"]} == {0.0: 0.25, 0.5: 0.75, 1.0: None}
     assert (out / "curse_of_memory.png").stat().st_size > 10_000
     assert list((out / "wandb").glob("offline-run-*/run-*.wandb"))
