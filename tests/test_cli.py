@@ -75,6 +75,8 @@ def test_bad_input_fails_cleanly_before_any_work(tmp_path, args, message):
     assert list(tmp_path.iterdir()) == []  # no run folder, no data, no Hydra outputs
 
 
+@pytest.mark.slow
+@pytest.mark.ci  # two fresh interpreters (~11 s): moved out of make test for time; make test has the in-process cases
 @pytest.mark.parametrize("args,message", [BAD_INPUTS[0], BAD_INPUTS[2]], ids=["model=gur", "task.seq_len=1"])
 def test_bad_input_in_a_fresh_interpreter_exits_1_with_one_line(tmp_path, args, message):
     """The same as the user's shell sees it: the process's own exit status, and nothing else on stderr (no warning,

@@ -156,6 +156,8 @@ def test_a_new_cell_with_an_option_and_a_new_task_are_two_files_each(outside):
     assert not (outside["work"] / "runs" / "other").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.ci  # a fresh interpreter (~6 s): moved out of make test for time
 def test_a_composed_config_unpickles_in_a_fresh_process(tmp_path):
     """The model schemas are built on first use; a Slurm job or a DDP worker unpickles its config before any is:
     the schema class resolves by its name all the same."""

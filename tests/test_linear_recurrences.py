@@ -176,6 +176,8 @@ def test_an_odd_lru_size_is_refused():
         RecurrentNet("lru", raw_spec(2, 5), 7)
 
 
+@pytest.mark.slow
+@pytest.mark.ci  # ~3 s: moved out of make test for time
 @pytest.mark.parametrize("kind", ["linear", "lru"])
 def test_every_task_runs_through_the_scan_the_probe_and_the_spectrum(kind):
     """Every registered task's inputs (floats, tokens, streams) and outputs (last step, every step, labels) through

@@ -82,6 +82,8 @@ def test_the_normalised_unit_stays_bounded_for_white_noise_and_grows_for_correla
 
 
 @pytest.mark.numerics
+@pytest.mark.slow
+@pytest.mark.ci  # the Monte Carlo (~3 s): moved out of make test for time (test-numerics and CI run it)
 def test_the_monte_carlo_is_within_4_standard_errors_of_the_closed_form_everywhere(measured):
     """Every (λ, ρ, model, quantity): |measured − exact| < 4 se. The quantities are squares of Gaussians, so the se
     (sample sd / √n over independent sequences) is √(2/n) = 3.2% of the value at n = 2000 (held here within 25%:
