@@ -9,8 +9,8 @@ instead of T (64 for T = 1000), every one of them vectorised over the batch, the
 Why this scan: every power λ^k it forms has 1 ≤ k ≤ C, so |λ^k| ≤ 1 where |λ| ≤ 1, and nothing overflows or
 cancels (the cumulative-sum form h_t = λ^t Σ_s λ^(−s) b_s overflows as soon as |λ|^(−T) does); it touches the
 (B, T, H) tensor a constant number of times, where a Hillis–Steele or Blelloch scan makes log₂ T passes over it
-(measured: 3.4x slower at T = 1000 on one CPU core), and a Toeplitz matrix product per chunk does C times the
-work (3.1x slower); autograd differentiates it as it stands (no custom backward), so training gets the exact
+(slower in a scratch comparison, as was a Toeplitz matrix product per chunk, which does C times the work);
+autograd differentiates it as it stands (no custom backward), so training gets the exact
 gradient of the recurrence, λ included. The chunks are unbound, never indexed one by one: the backward of an
 index would write a full-size zero tensor per step. `make bench` prices it against nn.RNN's fused kernel.
 λ may be real (the `linear` cell) or complex (the `lru`).
