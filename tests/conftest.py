@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 os.environ.setdefault("WANDB_MODE", "offline")  # never the network from tests
+# wandb's list of installed packages (requirements.txt in every run's files): ~0.15 s of metadata parsing a run, left
+# out of the suite's runs; a user's runs keep it
+os.environ.setdefault("WANDB__SAVE_REQUIREMENTS", "false")
 # One intra-op thread for the tests and every process they start (before torch is imported): the smoke study builds
 # beside them on the same cores (2 stages of 1 thread each), and OpenMP pools of every core on top of that spin
 # against each other. A test that is about threads sets its own (tests/test_subnormals.py).

@@ -114,38 +114,66 @@ def test_linear_gradient_decays_at_its_theory_line():
     assert result.scalars["decay_rate_predicted"] == pytest.approx(rate, abs=1e-15)
 
 
-def complex_reference(net: RecurrentNet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """‖∂ℓ_b/∂h_t‖ (T,) of one LRU layer, written with complex128 states from the parameters alone: h_t = λ h_{t-1} +
-    γ (B x_t), ŷ = Re(C h_T) + D x_T + c, ℓ_b = (ŷ − y)². For a real ℓ of complex h, autograd's gradient is
+def complex_reference(net: RecurrentNet, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    """‖∂ℓ_b/∂h_t‖ (T,) of every LRU layer, written with complex128 states from the parameters alone: h_t = λ h_{t-1} +
+    γ (B x_t); between layers the next input is GLU(Re(C h_t) + c + D x_t) = a ⊙ σ(b) of (a; b) = W y_t + w;
+    ŷ = Re(C h_T) + c + D x_T on the last layer, ℓ_b = (ŷ − y)². For a real ℓ of complex h, autograd's gradient is
     ∂ℓ/∂Re h + i ∂ℓ/∂Im h, so its modulus over the modes is the norm over [Re h; Im h]."""
-    rec, inp = (getattr(net.rnn.parametrizations, name) for name in ("weight_hh_l0", "weight_ih_l0"))
     N = net.hidden_size // 2
-    nu, theta = rec.original0.detach(), rec.original1.detach()
-    lam = torch.exp(-nu.exp()) * torch.exp(1j * theta.exp())  # exp(−e^ν) · e^(i e^θ), another way to write λ
-    B = torch.complex(inp.original0, inp.original1).detach() * inp.original2.exp().detach()[:, None]
-    B.requires_grad_(True)  # a leaf, so that the states are in a graph
-    W = net.head.weight.detach()
-    C = torch.complex(W[:, :N], -W[:, N:])  # Re(C h) = W_re·Re h − ... as the real head reads [Re h; Im h]
-    hs, h = [], torch.zeros(x.shape[0], N, dtype=torch.complex128)
-    for t in range(x.shape[1]):
-        h = lam * h + x[:, t].to(torch.complex128) @ B.T
-        h.retain_grad()
-        hs.append(h)
-    out = (hs[-1] @ C.T).real + x[:, -1] @ net.skip.weight.detach().T + net.head.bias.detach()
+
+    def read(weight, h):  # Re(C h) for the real map `weight` of [Re h; Im h]: C = W_re − i W_im
+        return (h @ torch.complex(weight[:, :N], -weight[:, N:]).T).real
+
+    all_hs, inp = [], x
+    for layer in range(net.num_layers):
+        rec, par = (getattr(net.rnn.parametrizations, f"{name}_l{layer}") for name in ("weight_hh", "weight_ih"))
+        nu, theta = rec.original0.detach(), rec.original1.detach()
+        lam = torch.exp(-nu.exp()) * torch.exp(1j * theta.exp())  # exp(−e^ν) · e^(i e^θ), another way to write λ
+        B = torch.complex(par.original0, par.original1).detach() * par.original2.exp().detach()[:, None]
+        B.requires_grad_(True)  # a leaf, so that the states are in a graph
+        hs, h = [], torch.zeros(x.shape[0], N, dtype=torch.complex128)
+        for t in range(x.shape[1]):
+            h = lam * h + inp[:, t].to(torch.complex128) @ B.T
+            h.retain_grad()
+            hs.append(h)
+        all_hs.append(hs)
+        if layer + 1 < net.num_layers:
+            block = net.blocks[layer]
+            y_t = torch.stack([read(block.C.weight.detach(), h) for h in hs], dim=1) + block.C.bias.detach() \
+                + inp @ block.D.weight.detach().T
+            ab = y_t @ block.glu.weight.detach().T + block.glu.bias.detach()
+            inp = ab[..., :net.hidden_size] * torch.sigmoid(ab[..., net.hidden_size:])
+    out = read(net.head.weight.detach(), all_hs[-1][-1]) + inp[:, -1] @ net.skip.weight.detach().T \
+        + net.head.bias.detach()
     ((out - y) ** 2).sum().backward()  # Σ_b ℓ_b: each sample's own gradient
-    return torch.stack([h.grad.abs().square().sum(-1).sqrt().mean() for h in hs])
+    return [torch.stack([h.grad.abs().square().sum(-1).sqrt().mean() for h in hs]) for hs in all_hs]
 
 
 @pytest.mark.numerics
-def test_lru_probe_matches_an_independent_complex_bptt():
-    """Both are float64 BPTT of one function through T = 30 products: they differ by rounding alone, ~T·u relative
-    (1e-14); 1e-10 leaves room and still fails a sign slip in Im (which moves the norms by O(1))."""
+@pytest.mark.parametrize("layers", [1, 2])
+def test_lru_probe_matches_an_independent_complex_bptt(layers):
+    """Both are float64 BPTT of one function through T = 30 products (and the GLU between two layers): they differ
+    by rounding alone, ~T·u relative (1e-14); 1e-10 leaves room and still fails a sign slip in Im (which moves the
+    norms by O(1))."""
     torch.manual_seed(7)
-    net = RecurrentNet("lru", raw_spec(2, 30), 6, r_min=0.6, r_max=0.95).double()
+    net = RecurrentNet("lru", raw_spec(2, 30), 6, num_layers=layers, r_min=0.6, r_max=0.95).double()
     x, y = torch.randn(4, 30, 2, dtype=torch.float64), torch.randn(4, 1, dtype=torch.float64)
-    probe = bptt_probe(net, x, lambda out, tr: ((out - y) ** 2).sum(1).mean()).layers[0]["dL_dh_norm"]
-    reference = complex_reference(net, x, y)
-    torch.testing.assert_close(probe, reference, rtol=1e-10, atol=0)
+    probe = bptt_probe(net, x, lambda out, tr: ((out - y) ** 2).sum(1).mean()).layers
+    for layer, reference in enumerate(complex_reference(net, x, y)):
+        torch.testing.assert_close(probe[layer]["dL_dh_norm"], reference, rtol=1e-10, atol=0)
+
+
+def test_one_lru_layer_is_linear_in_its_inputs_and_two_are_not():
+    """Why conf/model/lru.yaml stacks two: one layer's output is linear in x (no product of two inputs, the adding
+    problem's value times marker, is within its reach); the GLU between two layers makes it nonlinear."""
+    torch.manual_seed(9)
+    x1, x2 = torch.randn(2, 3, 12, 2, dtype=torch.float64)
+    for layers, linear in ((1, True), (2, False)):
+        net = RecurrentNet("lru", raw_spec(2, 12), 6, num_layers=layers).double()
+        with torch.no_grad():
+            net.head.bias.zero_()
+            mixed, parts = net(2 * x1 + 3 * x2), 2 * net(x1) + 3 * net(x2)
+        assert ((mixed - parts).abs().max() < 1e-12) == linear, layers
 
 
 def test_lru_init_is_the_papers_ring_and_normalisation():

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from gradlab import cells
 from gradlab.models.net import LayerTrace, RecurrentNet
-from gradlab.probe.bptt import bptt_probe, decay_rate, horizon, weight_contributions
+from gradlab.probe.bptt import ProbeConfig, bptt_probe, decay_rate, horizon, probe_rows, weight_contributions
 from gradlab.tasks import TaskSpec
 from gradlab.tasks.adding import AddingTask, generate_adding
 
@@ -290,6 +290,28 @@ def _tiny_curves_args(kind):
 
 
 @pytest.mark.parametrize("model", MODELS)
+def test_every_cells_probe_rows_hold_its_own_curves_and_the_memory_measurements(model):
+    """What bptt.csv gets per cell, without a Trainer (the training path below runs on one cell of each kind)."""
+    torch.manual_seed(0)
+    net = RecurrentNet(model, raw_spec(2, 6), 4).double()
+    x = torch.randn(3, 6, 2, dtype=torch.float64)
+    result = bptt_probe(net, x, lambda out, traces: out.pow(2).mean(), memory=ProbeConfig(sensitivity_directions=2,
+                                                                                            hessian_iters=2))
+    rows = probe_rows(7, result)
+    cell = cells.get(model)
+    own = {k for k in cell.curves(*_tiny_curves_args(model)) if not k.startswith("_")}
+    expected = {"dL_dh_norm", "dW_hh_norm", "dW_ih_norm", "dh_dtheta_norm"} | own | (
+        {"dL_dc_norm", "c_norm"} if "c" in cell.state else set())
+    assert {r[3] for r in rows} == expected
+    assert len(rows) == 6 * len(expected) and {r[:2] for r in rows} == {(7, 0)}
+    assert sorted({r[2] for r in rows}) == list(range(6))
+    assert all(math.isfinite(r[4]) and r[4] >= 0 for r in rows)
+    assert math.isfinite(result.scalars["sensitivity"]) and math.isfinite(result.scalars["hessian_top"])
+
+
+# one cell of each kind through a Trainer: fused (rnn), two states (lstm), frozen forget gate (nfg_lstm), truncated
+# gradient and blocks (lstm97), a parametrized W_hh with a scan and a feedthrough (lru)
+@pytest.mark.parametrize("model", ["rnn", "lstm", "nfg_lstm", "lstm97", "lru"])
 def test_probe_during_training_writes_table_scalars_and_figures(train, model):
     # lstm97's truncated gradient (its default) leaves ∂ℓ/∂h_t = 0 before the last step: no decay rate to fit on h
     full = ["model.truncate=false"] if "truncate" in cells.get(model).option_names() else []
@@ -305,7 +327,7 @@ def test_probe_during_training_writes_table_scalars_and_figures(train, model):
     expected = {"dL_dh_norm", "dW_hh_norm", "dW_ih_norm", "dh_dtheta_norm"} | own | (
         {"dL_dc_norm", "c_norm"} if "c" in cell.state else set())
     assert set(df.quantity) == expected
-    counts = df.groupby(["step", "quantity"]).t.agg(["count", "min", "max"])
+    counts = df.groupby(["step", "layer", "quantity"]).t.agg(["count", "min", "max"])  # the lru: two layers
     assert (counts["count"] == 15).all() and (counts["min"] == 0).all() and (counts["max"] == 14).all()
     assert (df.value >= 0).all() and df.value.notna().all()
     if cell.name == "nfg_lstm":

@@ -52,7 +52,8 @@ def step_map(net: RecurrentNet):
             state = tuple(s[layer * per:(layer + 1) * per].split(H))
             state = cell.step(net, layer, w_ih @ inp + b_ih, w_hh @ state[0] + b_hh, state)
             out += state
-            inp = state[0]
+            if layer + 1 < len(layers):
+                inp = net.next_input(layer, state[0], inp)
         return torch.cat(out)
 
     return F

@@ -36,6 +36,8 @@ class Net(Protocol):
 
     def weights(self, layer: int) -> tuple[Tensor, Tensor, Tensor, Tensor]: ...
 
+    def next_input(self, layer: int, h: Tensor, inp: Tensor) -> Tensor: ...
+
 
 class Cell:
     """The base of every cell. Subclasses set the class attributes and `step`; `fused` and `init` have defaults."""
@@ -53,6 +55,11 @@ class Cell:
     fused_kernel: ClassVar[bool] = True  # False: training runs `step` in a loop (no fused kernel computes it)
     smooth: ClassVar[bool] = True  # False: the step has kinks (ReLU, modReLU); `kink_distance` says where
     feedthrough: ClassVar[bool] = False  # True: the head adds D x_t (net.skip, the LRU's), beside its read of h_t
+
+    def block(self, input_size: int, hidden_size: int) -> nn.Module | None:
+        """What stands between a layer and the next (net.blocks[layer]): a module mapping (h_t, the layer's input
+        x_t) to the next layer's input, per step (any leading shape); None (the default): the next layer reads h_t."""
+        return None
 
     def fused(self, input_size: int, hidden_size: int, num_layers: int, **options: Any) -> nn.RNNBase:
         """The module that holds the weights (weight_ih_l<k>, weight_hh_l<k>, bias_ih_l<k>, bias_hh_l<k>) and, when
@@ -89,9 +96,10 @@ class Cell:
     def constrain(self, net: Net) -> None:
         """After init and inside every optimizer step: restore what the cell holds fixed (default: nothing)."""
 
-    def sequence(self, net: Net, inp: Tensor) -> Tensor | None:
-        """A faster way than the step loop to compute the last layer's h of every step ((B, T, H)) with the
-        training gradient, for a cell without a fused kernel; None: the step loop (Net.forward_unrolled)."""
+    def sequence(self, net: Net, inp: Tensor) -> tuple[Tensor, Tensor] | None:
+        """A faster way than the step loop to compute the last layer's h of every step ((B, T, H)) and that layer's
+        input, with the training gradient, for a cell without a fused kernel; None: the step loop
+        (Net.forward_unrolled)."""
         return None
 
     def step(self, net: Net, layer: int, v: Tensor, u: Tensor, state: State) -> State:

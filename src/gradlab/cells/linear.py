@@ -61,10 +61,12 @@ class DiagonalCell(Cell):
     def step(self, net: Net, layer: int, v: Tensor, u: Tensor, state: State) -> State:
         return (v + u,)
 
-    def sequence(self, net: Net, inp: Tensor) -> Tensor:
+    def sequence(self, net: Net, inp: Tensor) -> tuple[Tensor, Tensor]:
         for layer in range(net.num_layers):
-            inp = self.scan_layer(net, layer, inp)
-        return inp
+            h = self.scan_layer(net, layer, inp)
+            if layer + 1 < net.num_layers:
+                inp = net.next_input(layer, h, inp)
+        return h, inp
 
     def theory_scalars(self, net: Net, layer: int, v: Tensor, u: Tensor) -> dict[str, float]:
         modulus = self.eigenvalues(net, layer).detach().abs().double()

@@ -9,9 +9,12 @@ In gradlab the state is real: h = [Re h; Im h] (H numbers, so model.hidden_size 
 linear, h_t = v_t + u_t with W_ih = [γ ⊙ B_re; γ ⊙ B_im] and W_hh = [[diag a, −diag b], [diag b, diag a]]
 (λ = a + ib), both `torch.nn.utils.parametrize` parametrizations of the paper's parameters (ν, θ; B, γ): the
 probe's ‖∂ℓ/∂h_t‖ is over the real and imaginary parts, and Re(C h) is the linear head on [Re h; Im h].
-Training runs the complex recurrence as a blocked scan (gradlab.cells.scan). Left out: the paper's
-MLP/GLU between layers (a second layer reads the first one's [Re h; Im h] through its own B, which subsumes the
-first one's C), its layer norm and dropout (docs/cells.md).
+Training runs the complex recurrence as a blocked scan (gradlab.cells.scan).
+
+Between two layers stands the paper's block: the next layer reads GLU(Re(C h_t) + D x_t) (`Block`), the only
+nonlinearity of the net. One layer alone is a linear filter of its inputs followed by a linear head, so it cannot
+form a product of two inputs (the adding problem's value times marker) at any T; conf/model/lru.yaml therefore
+stacks two layers. Left out: the paper's residual connections, layer norm and dropout (docs/cells.md).
 """
 
 from __future__ import annotations
@@ -56,6 +59,21 @@ class Input(nn.Module):
         return w[:N].clone(), w[N:].clone(), w.new_zeros(N)
 
 
+class Block(nn.Module):
+    """The LRU block's output as the next layer's input: y_t = Re(C h_t) + D x_t (C a real map of [Re h; Im h],
+    with a bias), then the paper's GLU, (W y_t) ⊙ σ(V y_t)."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.C = nn.Linear(hidden_size, hidden_size)
+        self.D = nn.Linear(input_size, hidden_size, bias=False)
+        self.glu = nn.Linear(hidden_size, 2 * hidden_size)
+
+    def forward(self, h: Tensor, x: Tensor) -> Tensor:
+        a, b = self.glu(self.C(h) + self.D(x)).chunk(2, dim=-1)
+        return a * torch.sigmoid(b)  # F.glu's arithmetic; F.glu itself has no vmap rule for the forward-mode probe
+
+
 def eigenvalues(nu: Tensor, theta: Tensor) -> Tensor:
     return torch.exp(torch.complex(-nu.exp(), theta.exp()))
 
@@ -81,6 +99,9 @@ class LRU(DiagonalCell):
                 raise out_of_range("model.r_max", self.r_max, f"in [model.r_min={self.r_min}, 1)")
             if not 0.0 < self.max_phase <= 2 * math.pi:
                 raise out_of_range("model.max_phase", self.max_phase, "in (0, 2π]")
+
+    def block(self, input_size: int, hidden_size: int) -> nn.Module:
+        return Block(input_size, hidden_size)
 
     def fused(self, input_size: int, hidden_size: int, num_layers: int, **options: Any) -> nn.Module:
         if hidden_size % 2:

@@ -119,7 +119,7 @@ class LSTM97(Cell):
         _, y_out, c = self._cell(net, v + u, c_prev)
         return y_out * (2 * torch.sigmoid(c) - 1), c
 
-    def sequence(self, net: Net, inp: Tensor) -> Tensor | None:
+    def sequence(self, net: Net, inp: Tensor) -> tuple[Tensor, Tensor] | None:
         """The truncated gradient, batched over steps (module docstring); None without truncation."""
         if not net.options.get("truncate"):
             return None
@@ -129,8 +129,10 @@ class LSTM97(Cell):
             before = _states_before(net, (v + b_hh).detach(), w_hh.detach())
             a = v + before @ w_hh.T + b_hh  # h_{t-1} a constant: the truncation
             ig, y_out, _ = self._cell(net, a, None)
-            inp = y_out * (2 * torch.sigmoid(ig.cumsum(dim=1)) - 1)  # c_t = Σ_{τ≤t} y_in g: the carousel
-        return inp
+            h = y_out * (2 * torch.sigmoid(ig.cumsum(dim=1)) - 1)  # c_t = Σ_{τ≤t} y_in g: the carousel
+            if layer + 1 < net.num_layers:
+                inp = net.next_input(layer, h, inp)
+        return h, inp
 
     def theory_scalars(self, net: Net, layer: int, v: Tensor, u: Tensor) -> dict[str, float]:
         return {"decay_rate_predicted": 0.0}

@@ -46,8 +46,12 @@ class RecurrentNet(nn.Module):
         if isinstance(self.cell, ElementwiseCell):  # φ per layer, a module (modReLU has a learnt bias)
             self.acts = nn.ModuleList(self.cell.activations(hidden_size) for _ in range(num_layers))
         self.head = nn.Linear(hidden_size, spec.output_size)
-        if self.cell.feedthrough:  # the head's D x_t (the LRU's), from the encoded input of the same step
-            self.skip = nn.Linear(spec.input_size, spec.output_size, bias=False)
+        sizes = [spec.input_size] + [hidden_size] * (num_layers - 1)  # each layer's input size
+        blocks = [self.cell.block(size, hidden_size) for size in sizes[:-1]]
+        if any(b is not None for b in blocks):  # the cell's module between layers (the LRU's GLU)
+            self.blocks = nn.ModuleList(blocks)
+        if self.cell.feedthrough:  # the head's D x_t (the LRU's), from the last layer's input of the same step
+            self.skip = nn.Linear(sizes[-1], spec.output_size, bias=False)
         self.cell.init(self, str(recurrent_init), recurrent_gain)
         self.constrain()
 
@@ -69,8 +73,13 @@ class RecurrentNet(nn.Module):
             return F.one_hot(x, self.spec.input_size).to(dtype)
         return x.to(dtype)
 
+    def next_input(self, layer: int, h: Tensor, inp: Tensor) -> Tensor:
+        """The input of layer + 1 from this layer's h_t and its own input x_t (per step, any leading shape)."""
+        return self.blocks[layer](h, inp) if hasattr(self, "blocks") else h
+
     def readout(self, h_seq: Tensor, inp: Tensor) -> Tensor:
-        """The head on every step (copy task) or on the last step only; inp: the encoded input (a feedthrough's)."""
+        """The head on every step (copy task) or on the last step only; inp: the last layer's input (a
+        feedthrough's D x_t)."""
         out = self.head(h_seq if self.spec.per_step else h_seq[:, -1])
         if self.cell.feedthrough:
             out = out + self.skip(inp if self.spec.per_step else inp[:, -1])
@@ -80,8 +89,8 @@ class RecurrentNet(nn.Module):
         """(B, T) tokens or (B, T, input_size) floats -> predictions, on the fused kernel where the cell has one."""
         inp = self.encode(x)
         if not self.cell.fused_kernel:
-            h_seq = self.cell.sequence(self, inp)
-            return self.forward_unrolled(x)[0] if h_seq is None else self.readout(h_seq, inp)
+            seq = self.cell.sequence(self, inp)
+            return self.forward_unrolled(x)[0] if seq is None else self.readout(*seq)
         h_seq, _ = self.rnn(inp)
         return self.readout(h_seq, inp)
 
@@ -93,7 +102,7 @@ class RecurrentNet(nn.Module):
         `torch.autograd.grad(loss, [v_t, u_t, h_t, c_t ...])` gives the total derivatives.
         h0/c0: (num_layers, B, H) initial states (default zeros).
         """
-        inp = x_enc = self.encode(x)
+        inp = self.encode(x)
         B, T, _ = inp.shape
         zeros = inp.new_zeros(self.num_layers, B, self.hidden_size)
         start = {"h": zeros if h0 is None else h0, "c": zeros if c0 is None else c0}
@@ -115,8 +124,10 @@ class RecurrentNet(nn.Module):
                         trace.c.append(state[1])
                 trace.h.append(state[0])
             traces.append(trace)
-            inp = torch.stack(trace.h, dim=1)
-        return self.readout(inp, x_enc), traces
+            h_seq = torch.stack(trace.h, dim=1)
+            if layer + 1 < self.num_layers:
+                inp = self.next_input(layer, h_seq, inp)
+        return self.readout(h_seq, inp), traces
 
 
 def build_model(model: ModelConfig, spec: TaskSpec) -> RecurrentNet:

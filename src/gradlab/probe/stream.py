@@ -64,7 +64,7 @@ def cell_state_norms(model: RecurrentNet, x: Tensor) -> Tensor | None:
                 cs.append(state[1].pow(2).sum(-1))
             sq += torch.stack(cs, dim=1)
             if deeper:
-                inp = torch.stack(hs, dim=1)
+                inp = model.next_input(layer, torch.stack(hs, dim=1), inp)
     return sq.sqrt()
 
 
