@@ -343,6 +343,23 @@ def test_probe_during_training_writes_table_scalars_and_figures(train, model):
     assert logged["bptt/decay_rate"].notna().sum() == 4  # the scalars at every probe, in the CSV log too
 
 
+def test_the_memory_measurements_run_at_the_last_probe_and_on_their_schedule(train, tmp_path):
+    """dh_dtheta_norm rows and the bptt/sensitivity scalars: at the last probe only by default, also every
+    probe.memory_every_n_steps with it; the end of training replaces a scheduled probe of the same step (no step
+    twice)."""
+    import pandas as pd
+
+    base = ("profile=smoke", "model=gru", "task.seq_len=9", "trainer.max_steps=12", "probe.every_n_steps=4")
+    for every, expected in ((0, [12]), (8, [0, 8, 12])):
+        metrics, run_dir = train(*base, f"probe.memory_every_n_steps={every}", tmp=tmp_path / f"every{every}")
+        df = pd.read_csv(run_dir / "bptt.csv")
+        assert sorted(df.step.unique()) == [0, 4, 8, 12] and not df.duplicated(["step", "layer", "t", "quantity"]).any()
+        assert sorted(df[df.quantity == "dh_dtheta_norm"].step.unique()) == expected, every
+        logged = pd.read_csv(run_dir / "metrics.csv")
+        assert logged["bptt/sensitivity"].notna().sum() == len(expected)
+        assert math.isfinite(metrics["bptt_sensitivity"]) and math.isfinite(metrics["bptt_hessian_top"])
+
+
 def test_probe_follows_every_layer_and_the_copy_loss(train):
     _, run_dir = train("profile=smoke", "task=copy", "task.seq_len=16", "task.copy_len=3", "model=lstm",
                        "model.num_layers=2", "trainer.max_steps=5", "probe.every_n_steps=5")

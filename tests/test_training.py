@@ -234,9 +234,16 @@ def test_a_paper_setup_trains_and_records_itself(train, paper):
 
 def test_stop_when_solved_stops_at_the_validation_that_finds_it_solved(train):
     """First-token at T=3 is solved (cross-entropy below 1% of log 4) within a few hundred steps; the run stops at
-    that validation instead of running out its budget."""
+    that validation instead of running out its budget. Its last probe (of a step the probe's schedule probed before
+    the validation) is taken again with the memory measurements, in place of the first."""
+    import pandas as pd
+
     metrics, run_dir = train(*SMOKE, "task=first_token", "task.seq_len=3", "model=lstm", "optim.lr=3e-2",
                              "trainer.max_steps=3000", "trainer.val_every_n_steps=25", "trainer.stop_when_solved=true",
-                             "logger=none", "probe.enabled=false")
+                             "logger=none", "probe.every_n_steps=25")
     assert metrics["solved"] and metrics["solved_at_step"] == metrics["steps"] < 3000
     assert max(int(r["step"]) for r in step_rows(run_dir)) == metrics["steps"] - 1
+    probes = pd.read_csv(run_dir / "bptt.csv")
+    assert probes.step.max() == metrics["steps"] and not probes.duplicated(["step", "layer", "t", "quantity"]).any()
+    assert set(probes[probes.quantity == "dh_dtheta_norm"].step) == {metrics["steps"]}
+    assert math.isfinite(metrics["bptt_sensitivity"])

@@ -51,6 +51,8 @@ class ProbeConfig:
     # has no more parameters than that; 0: off), and the Hessian's top eigenvalue in at most this many iterations
     sensitivity_directions: int = 16
     hessian_iters: int = 20
+    # while training they cost ~10-40x a probe (docs/probe.md): at the last probe only (0), or also every n steps
+    memory_every_n_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.lyapunov_k < 1:
@@ -59,7 +61,7 @@ class ProbeConfig:
             raise out_of_range("probe.every_n_steps", self.every_n_steps, "an integer >= 1")
         if self.batch_size < 1:
             raise out_of_range("probe.batch_size", self.batch_size, "an integer >= 1")
-        for key in ("sensitivity_directions", "hessian_iters"):
+        for key in ("sensitivity_directions", "hessian_iters", "memory_every_n_steps"):
             if getattr(self, key) < 0:
                 raise out_of_range(f"probe.{key}", getattr(self, key), "an integer >= 0 (0: off)")
 
@@ -237,11 +239,13 @@ class BPTTProbe(pl.Callback):
 
     def __init__(self, x: Tensor, y: Tensor, every_n_steps: int, dtype: torch.dtype | None = torch.float64,
                  memory: ProbeConfig | None = None):
-        self.x, self.y, self.every, self.dtype, self.memory = x, y, every_n_steps, dtype, memory
+        self.x, self.y, self.every, self.dtype = x, y, every_n_steps, dtype
+        self.memory = memory if memory is not None and (memory.sensitivity_directions or memory.hessian_iters) else None
         self.rows: list[tuple[int, int, int, str, float]] = []
         self.steps: list[int] = []
         self.last_scalars: dict[str, float] | None = None
         self.probe_ms: list[float] = []
+        self.memory_measured = False  # whether the latest probe took the memory measurements
 
     @classmethod
     def of_validation(cls, dm: Any, probe: ProbeConfig) -> BPTTProbe:
@@ -249,14 +253,28 @@ class BPTTProbe(pl.Callback):
         x_val, y_val = dm.splits["val"].tensors
         return cls(x_val[:probe.batch_size], y_val[:probe.batch_size], probe.every_n_steps, probe_dtype(probe), probe)
 
-    def run(self, trainer: pl.Trainer, module: pl.LightningModule) -> ProbeResult:
+    def _memory_due(self, step: int, last: bool) -> bool:
+        if self.memory is None:
+            return False
+        return last or (self.memory.memory_every_n_steps > 0 and step % self.memory.memory_every_n_steps == 0)
+
+    def run(self, trainer: pl.Trainer, module: pl.LightningModule, last: bool = False) -> ProbeResult:
+        """One probe at the current step; the memory measurements at the last probe (`last`, or the step budget's
+        end) and every probe.memory_every_n_steps. A second probe of one step (the end of training, with the memory
+        measurements, after the schedule's probe of that step without them) replaces the first one's rows."""
         step = trainer.global_step
+        last = last or (trainer.max_steps is not None and step >= trainer.max_steps)
         x, y = self.x.to(module.device), self.y.to(module.device)
         started = time.perf_counter()
+        memory = self.memory if self._memory_due(step, last) else None
         result = bptt_probe(module.model, x, lambda out, traces: module.loss_and_accuracy(out, y.to(out.device))[0],
-                            dtype=self.dtype, memory=self.memory)
+                            dtype=self.dtype, memory=memory)
         self.probe_ms.append(1e3 * (time.perf_counter() - started))
+        if self.steps and self.steps[-1] == step:
+            self.rows = [r for r in self.rows if r[0] != step]
+            self.steps.pop()
         self.steps.append(step)
+        self.memory_measured = memory is not None
         self.last_scalars = result.scalars
         self.rows += probe_rows(step, result)
         scalars = {f"bptt/{k}": v for k, v in result.scalars.items() if math.isfinite(v)}
@@ -278,8 +296,9 @@ class BPTTProbe(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         interrupted = any(getattr(cb, "signum", None) is not None for cb in trainer.callbacks)  # GracefulStop
-        if trainer.is_global_zero and self._due(trainer.global_step) and not interrupted:
-            self.run(trainer, pl_module)
+        wants_memory = self.memory is not None and not self.memory_measured  # stopped early, on a scheduled probe
+        if trainer.is_global_zero and not interrupted and (self._due(trainer.global_step) or wants_memory):
+            self.run(trainer, pl_module, last=True)
 
     def state_dict(self) -> dict[str, Any]:
         return {"rows": list(self.rows), "steps": list(self.steps), "last_scalars": self.last_scalars}
