@@ -12,7 +12,7 @@ from gradlab.core.errors import ConfigError
 from gradlab.study import summary as study
 from gradlab.study.claims import PUBLISHED, published_for, published_table
 from gradlab.study.grid import profiles, read_params, study_runs, switch_profile
-from gradlab.study.verdicts import VERDICTS
+from gradlab.study.judging import VERDICTS
 
 
 def test_shipped_params_are_the_cpu_profile():
@@ -216,6 +216,7 @@ def _paper_run(tmp_path, name, solved, solved_at_step, batch_size=64):
 def test_the_reproduction_row_follows_the_result_files(tmp_path):
     """The H&S 1997 row: their sequences beside ours and the setup's differences; solved k/n follows metrics.json;
     none run -> not run. (The verdict's margin: tests/test_margin.py.)"""
+    from gradlab.study.judging import verdict_kind
     from gradlab.study.verdicts import reproduction
 
     runs = [_paper_run(tmp_path, f"s{s}", True, step) for s, step in ((0, 2000), (1, 3000), (2, 2500))]
@@ -223,14 +224,14 @@ def test_the_reproduction_row_follows_the_result_files(tmp_path):
 
     def hs97_row():
         table = reproduction(papers, tmp_path / "runs")
-        assert set(table.verdict) <= set(VERDICTS)
+        assert {verdict_kind(v) for v in table.verdict} <= set(VERDICTS)
         assert table.source.str.startswith("Gers").any() and table.source.str.startswith("Arjovsky").any()
         return table[table.source.str.startswith("Hochreiter")].iloc[0]
 
     row = hs97_row()
     assert row.solved == "3/3" and row.seeds == 3
     assert row["sequences to solve"] == "160,000 [128,000-192,000]"  # steps x batch 64
-    assert row.theirs.startswith("74,000 (ours/theirs 2.2x [1.7x-2.6x])")
+    assert row.theirs == "74,000 (mean of 10)" and row.ours.startswith("median 160,000 of 3 (no 95% interval")
     assert "model.hidden_size 16 vs 4" in row["ours differs"] and "trainer.batch_size 64 vs 1" in row["ours differs"]
     for folder in (runs[0][1], runs[1][1]):
         metrics = json.loads((folder / "metrics.json").read_text())

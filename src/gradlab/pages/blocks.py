@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from gradlab.pages.recording import machine_line, steps_per_T
+from gradlab.study.judging import VERDICT_RULE
 
 
 def g(x: float | None, digits: int = 2) -> str:
@@ -149,12 +150,16 @@ def render_reproduction(r: dict[str, Any]) -> str:
     from gradlab.study.verdicts import REPRODUCTION_KEYS, reproduction_markdown
 
     table = reproduction_markdown(pd.DataFrame(rows).fillna(""), [k for k in REPRODUCTION_KEYS if k != "seeds"])
-    how = ("with a margin (`gradlab.study.verdicts`: reproduced or not only when no seed is in the band)"
-           if any("band" in x for x in rows) else
-           "(recorded before verdicts had a margin: reproduced when most seeds' outcome is the paper's)")
+    if any("ours" in x for x in rows):
+        how = ". " + VERDICT_RULE
+    elif any("band" in x for x in rows):
+        how = (" with a margin (recorded before verdicts were intervals: reproduced or not only when no seed is in "
+               "the band).")
+    else:
+        how = " (recorded before verdicts had a margin: reproduced when most seeds' outcome is the paper's)."
     return (f"From the same recorded study ({machine_line(r['machine'])}; `results/summary/reproduction.md`), one row "
             f"per published claim, in the setups of commit {r.get('commit', '?')}; the verdict is computed from the "
-            f"runs {how}:\n\n" + table)
+            f"runs{how}\n\n" + table)
 
 
 def render_lyapunov(r: dict[str, Any]) -> str:
@@ -253,21 +258,22 @@ def render_papers(r: dict[str, Any]) -> str:
                if other and _overlap(this, other) else "")
             + (f"; each run's metrics.json was byte-identical between the two in {_identical(r['other'])}"
                if other and "paper_runs" in r["other"] else "")
-            + " (`docs/results/papers_cpu.json`). Verdicts with a margin (`src/gradlab/study/verdicts.py`): every seed "
-            "clearly on one side of the paper's line, else inconclusive.\n\n")
-    head = ["published", "model", "T", "seeds", "solved", "sequences to solve", "theirs",
-            f"verdict, THREADS={this['threads']}"]
+            + " (`docs/results/papers_cpu.json`). "
+            + (VERDICT_RULE if any("ours" in x for x in rows) else
+               "Recorded before verdicts were intervals: verdicts with a margin, every seed clearly on one side of the "
+               "paper's line, else inconclusive (`make repro PROFILE=papers-cpu` again gives today's).") + "\n\n")
+    head = ["published", "model", "T", "seeds", "solved", "theirs", "ours", f"verdict, THREADS={this['threads']}"]
     head += [f"THREADS={other['threads']}"] if other else []
-    head += ["in the band", "seconds a seed", "ours differs"]
+    head += ["would decide", "in the band", "seconds a seed", "ours differs"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for x in rows:
         t = x.get("seconds per seed")
-        cells = [x["source"], x["model"], str(x["T"]), str(x["seeds"]), x["solved"], x["sequences to solve"] or "–",
-                 x["theirs"] or "–", x["verdict"]]
+        cells = [x["source"], x["model"], str(x["T"]), str(x["seeds"]), x["solved"], x["theirs"] or "–",
+                 x.get("ours") or "–", x["verdict"]]
         cells += [f"{x.get('other verdict')}" + (f" ({x['other in the band']})" if x.get("other in the band") else "")
                   ] if other else []
-        cells += [x["in the band"] or "–", f"{t['median']:.0f} [{t['min']:.0f}-{t['max']:.0f}]" if t else "–",
-                  x["ours differs"]]
+        cells += [x.get("would decide") or "–", x["in the band"] or "–",
+                  f"{t['median']:.0f} [{t['min']:.0f}-{t['max']:.0f}]" if t else "–", x["ours differs"]]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     text += "\n".join(lines) + "\n\nEach seed against its row's band:\n\n"
     text += "".join(f"- {x['source']}, {x['model']} T={x['T']}: {x['band']}. {x['seed values']}.\n" for x in rows)

@@ -33,6 +33,7 @@ from gradlab.report.html import figs, fold, html_table, write_page
 from gradlab.report.memory import memory_section
 from gradlab.report.stream import last_probe_along_the_stream, stream_section
 from gradlab.report.tables import SUMMARY_TITLES, pub_anchor, pub_of, published_results, summary_table
+from gradlab.study.judging import VERDICT_RULE
 from gradlab.study.summary import headline, headline_line, headline_task, read_csv
 
 
@@ -187,13 +188,11 @@ def literature_section(df: pd.DataFrame, repro: pd.DataFrame | None, runs_dir: P
     if repro is None or repro.empty:
         return "".join(parts + ['<p class="note">No reproduction table (results/summary/reproduction.csv).</p>'])
     parts.append('<p class="note">One row per published claim and (model, T) run in the paper\'s own setup '
-                 "(conf/paper/), over seeds; the verdict follows from the numbers with a margin: reproduced (or "
-                 "not) only when every seed lies clearly on one side of the paper's line (a factor 2 either side), "
-                 "else inconclusive, naming the seeds <b>in the band</b>. Under the table: each row's band, every "
-                 "seed's value, and every way our setup departs from the paper's.</p>")
+                 "(conf/paper/), over seeds. " + html.escape(VERDICT_RULE) + " Under the table: each row's band, "
+                 "every seed's value, and every way our setup departs from the paper's.</p>")
     shown = repro.assign(published=[pub_of(str(s), str(c)) for s, c in zip(repro.source, repro.claim, strict=True)])
     ran = shown[shown.seeds.fillna(0).astype(int) > 0]
-    keep = [c for c in ("published", "model", "T", "seeds", "solved", "sequences to solve", "theirs", "verdict",
+    keep = [c for c in ("published", "model", "T", "seeds", "solved", "theirs", "ours", "verdict", "would decide",
                         "in the band") if c in shown.columns]
     if len(ran):
         parts.append(html_table(ran[keep], left=("published", "model", "verdict"), raw=("published",)))

@@ -1,26 +1,10 @@
-"""The verdict with a margin: a published claim is reproduced or not only when every seed lies clearly on one side of
-the paper's criterion; a seed near the line makes the row inconclusive, naming it.
-
-Each task's solved rule is a statistic against a line (gradlab.tasks.TaskSpec.solved): the test loss against 1% of
-the memoryless baseline, or, where the paper judges sequences (|error| < tolerance, a class), the test error rate
-against 1 − solved_accuracy. A seed's value is that statistic divided by its line (1: on the line), and the band
-around the line is a factor BAND = 2 either side:
-
-- clearly solved: value ≤ 1/2, or the paper's rule held with at least half the step budget to spare
-  (solved_at_step ≤ max_steps/2) and the run ended below twice the line. The second clause is for the papers'
-  protocol of stopping once solved (trainer.stop_when_solved), whose test value sits next to the line by design.
-- clearly failed: value ≥ 2 and the rule never held during training (a diverged run counts: divergence is a result).
-- otherwise in the band.
-
-Why a factor 2: a different CPU (or thread count) rounds differently, and a trained network's final loss moves with
-it. The recorded study's Gers NFG seed read 1.12% of the baseline on a Xeon and 0.92% on an EPYC, a factor 1.2 across
-the 1% line; a factor 2 either side holds that with room, and a run that solved with half its budget left does not
-lose it to the rounding of its last steps. tests/test_py checks the rule on edited result files."""
+"""The reproduction table: every published claim, our runs of its setup over seeds, and the verdict
+(gradlab.study.judging: the margin per seed, our interval against the paper's number, the budget); the two-student
+grid of Zucchet & Orvieto's claim judged per grid value at each student's best learning rate."""
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,81 +14,8 @@ import yaml
 from gradlab.core.runfolder import RunFolder, read_json
 from gradlab.study.claims import PUBLISHED, Published, _get
 from gradlab.study.grid import PaperRun
-from gradlab.tasks import TaskSpec, task_from
-from gradlab.tasks.base import SOLVED_FRACTION
-
-BAND = 2.0
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A task's solved rule as a statistic against a line."""
-
-    what: str  # the statistic, e.g. "test loss / baseline"
-    line: float
-
-    def describe(self) -> str:
-        pct = lambda v: f"{v:.3g}%"  # noqa: E731
-        return (f"{self.what}: solved ≤ {pct(100 * self.line / BAND)}, failed ≥ {pct(100 * self.line * BAND)} "
-                f"(line {pct(100 * self.line)}; or solved with half the steps to spare and < {pct(200 * self.line)})")
-
-
-def rule_of(spec: TaskSpec) -> Rule:
-    if spec.solved_accuracy is not None:
-        return Rule("test error rate", 1 - spec.solved_accuracy)
-    return Rule("test loss / baseline", SOLVED_FRACTION)
-
-
-def statistic(rule: Rule, run: dict[str, Any]) -> float | None:
-    """The run's value of the rule's statistic (None: no test result). The error rate of a continual task's test
-    streams is counted exactly (stream_error_rate, float64 over the errors) rather than read from float32 accuracy."""
-    if rule.what == "test error rate":
-        if run.get("stream_error_rate") is not None:
-            return float(run["stream_error_rate"])
-        return None if run.get("test_acc") is None else 1 - float(run["test_acc"])
-    return None if run.get("loss_rel_baseline") is None else float(run["loss_rel_baseline"])
-
-
-def side(rule: Rule, run: dict[str, Any]) -> tuple[str, float | None]:
-    """("solved" | "failed" | "band", value / line) for one run (a dict as paper_row below)."""
-    value = statistic(rule, run)
-    if value is None or value != value:
-        ratio = None
-    else:  # a line at 0 (no error allowed): any error is infinitely over it
-        ratio = value / rule.line if rule.line > 0 else (0.0 if value == 0 else float("inf"))
-    if run.get("status") == "diverged" and run.get("solved_at_step") is None:
-        return "failed", ratio
-    if ratio is None:
-        return "band", None
-    early = (run.get("solved_at_step") is not None and run.get("max_steps")
-             and run["solved_at_step"] <= run["max_steps"] / BAND)
-    if ratio <= 1 / BAND or (early and ratio < BAND):
-        return "solved", ratio
-    if ratio >= BAND and run.get("solved_at_step") is None:
-        return "failed", ratio
-    return "band", ratio
-
-
-def verdict(expected: bool | None, rule: Rule | None, runs: list[dict[str, Any]]) -> tuple[str, str, str]:
-    """(verdict, each seed's value and side, the seeds in the band): `not comparable` without a claimed outcome,
-    `not run` without finished runs, `inconclusive` when any seed is in the band, else `reproduced` when most seeds'
-    clear outcome is the paper's and `not reproduced` otherwise."""
-    finished = [r for r in runs if r.get("status") in ("completed", "diverged")]
-    if expected is None:
-        return "not comparable", "", ""
-    if not finished or rule is None:
-        return "not run", "", ""
-    sides = [(r, *side(rule, r)) for r in finished]
-    values = ", ".join(f"s{r['seed']} {'–' if x is None else f'{100 * x * rule.line:.3g}%'} ({s})"
-                       for r, s, x in sides)
-    band = [f"s{r['seed']}" for r, s, _ in sides if s == "band"]
-    if band:
-        return "inconclusive", values, " ".join(band)
-    agree = sum((s == "solved") == expected for _, s, _ in sides)
-    return ("reproduced" if 2 * agree > len(sides) else "not reproduced"), values, ""
-
-
-VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not comparable", "not run")
+from gradlab.study.judging import BAND, Rule, _budget, judge, rate_judgement, rule_of
+from gradlab.tasks import task_from
 
 
 def _span(values: list[float], fmt: str = "{:,.0f}") -> str:
@@ -146,7 +57,8 @@ def grid_row(runs_dir: Path, name: str) -> dict[str, Any]:
             "T": (config.get("task") or {}).get("seq_len"), "seed": config.get("seed"), "run": name,
             "status": m.get("status", "missing"), "config": config, "lr": (config.get("optim") or {}).get("lr"),
             "final_loss": _final_train_loss(folder), "test_loss": m.get("test_loss"),
-            "decay_rate": m.get("bptt_decay_rate")}
+            "decay_rate": m.get("bptt_decay_rate"), "max_steps": (config.get("trainer") or {}).get("max_steps"),
+            "batch_size": (config.get("trainer") or {}).get("batch_size")}
 
 
 def grid_runs(runs_dir: Path, paper: str) -> list[dict[str, Any]]:
@@ -173,8 +85,9 @@ def grid_rows(p: Published, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows of a two-student claim over a grid (Published.ratio_rule): per grid value, each student's best lr
     (lowest seed-mean final training loss, diverged seeds dropped, as their notebook), the per-seed loss ratio
     first/second at those lrs against the rule's line with the factor-BAND margin, and each student's probe decay
-    rate of ‖∂ℓ/∂h_t‖ beside. One row per judged value and one per value only reported; the verdict (every row):
-    inconclusive if any judged seed is in the band, else reproduced when most seeds hold at every judged value."""
+    rate of ‖∂ℓ/∂h_t‖ beside. One row per judged value and one per value only reported (not comparable); a judged
+    row's verdict is the claim's rate (every seed holding) against the seeds that hold (`rate_judgement`), after the
+    budget's check."""
     (key, rules), = p.ratio_rule.items()
     first, second = p.models
     fmt = lambda v: "–" if v is None or v != v else f"{v:.3g}"  # noqa: E731
@@ -184,7 +97,7 @@ def grid_rows(p: Published, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         value = _get(r["config"], key)
         by_value.setdefault(float(value), {}).setdefault(r["model"], []).append(r)
-    rows, judged, bands = [], [], []
+    rows = []
     for value in sorted(by_value):
         best = {m: b for m, mruns in by_value[value].items() if (b := _best_lr(mruns)) is not None}
         if first not in best or second not in best:
@@ -199,9 +112,13 @@ def grid_rows(p: Published, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             sd = _ratio_side(*rule, ratio) if rule else "reported"
             seeds.append((seed, sd))
             parts.append(f"s{seed} {first} {fmt(la)} / {second} {fmt(lb)} = {fmt(ratio)} ({sd})")
+        judged = {"verdict": "not comparable"}  # a value the claim reports but does not judge
         if rule:
-            judged.append(sum(s == "holds" for _, s in seeds) * 2 > len(seeds))
-            bands += [f"{_fmt_value(value)}:s{s}" for s, sd in seeds if sd == "band"]
+            band = [f"{_fmt_value(value)}:s{s}" for s, sd in seeds if sd == "band"]
+            under, _ = _budget(p.figure, [*best[first][1], *best[second][1]], None)
+            judged = rate_judgement(p.figure, sum(sd == "holds" for _, sd in seeds),
+                                    sum(sd in ("holds", "fails") for _, sd in seeds), len(band), under)
+            judged |= {"in the band": " ".join(band), "kind": "rate"}
         theirs = p.theirs_losses.get(value)
         decay = "; ".join(f"{m} {_span([r['decay_rate'] for r in best[m][1] if r['decay_rate'] is not None], '{:.3g}')}"
                           if any(r["decay_rate"] is not None for r in best[m][1]) else f"{m} –" for m in p.models)
@@ -216,16 +133,10 @@ def grid_rows(p: Published, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                      "theirs": "" if not theirs else f"{first} {theirs[0]:.2g}, {second} {theirs[1]:.2g} (0.5·MSE); "
                                                      f"ratio {theirs[0] / theirs[1]:.2g}",
                      "decay rate": decay, "band": rule_text or "reported, not judged", "seed values": "; ".join(parts),
-                     "runs": " ".join(r["run"] for m in p.models for r in best[m][1])})
-    if not judged or len(judged) < len(rules):
-        said = "not run"
-    elif bands:
-        said = "inconclusive"
-    else:
-        said = "reproduced" if all(judged) else "not reproduced"
-    for row in rows:
-        row |= {"verdict": said, "in the band": " ".join(bands), "solved": "", "sequences to solve": "",
-                "loss/baseline": row["final loss"]}
+                     "runs": " ".join(r["run"] for m in p.models for r in best[m][1]),
+                     "sequences to solve": "", "loss/baseline": f"{first} {fmt(means[first])}, {second} "
+                                                                f"{fmt(means[second])} (MSE, last 50 steps)"}
+                    | {"in the band": "", "solved": ""} | judged)
     return rows
 
 
@@ -272,31 +183,37 @@ def reproduction_rows(paper_runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "setup": f"conf/paper/{p.paper}.yaml" if p.paper else "no gradlab setup"}
         if not groups:
             why = "no gradlab task" if p.family is None and p.paper is None else "not in this profile"
-            rows.append(base | {"model": "/".join(p.models), "T": f"{p.T[0]}-{p.T[1]}" if p.T[1] < 10**9 else "",
-                                "ours differs": why, "seeds": 0, "solved": "", "sequences to solve": "",
-                                "theirs": "", "loss/baseline": "", "verdict": "not run", "band": "",
-                                "seed values": "", "in the band": "", "runs": ""})
+            rows.append(base | judge(p, None, []) | {
+                "model": "/".join(p.models), "T": f"{p.T[0]}-{p.T[1]}" if p.T[1] < 10**9 else "",
+                "ours differs": why, "seeds": 0, "sequences to solve": "", "theirs": theirs_text(p),
+                "loss/baseline": "", "verdict": "not run", "band": "", "runs": ""})
             continue
         for (model, T), runs in sorted(groups.items()):
             runs = sorted(runs, key=lambda r: r["seed"])
-            solved = [r for r in runs if r.get("solved")]
             # sequences until the paper's rule first held (its stop), whether or not the test then agreed
             seqs = [r["solved_at_step"] * r["batch_size"] for r in runs
                     if r.get("solved_at_step") is not None and r.get("batch_size")]
             losses = [r["loss_rel_baseline"] for r in runs if r.get("loss_rel_baseline") is not None]
             diffs = sorted({d for r in runs for d in p.differences(r.get("config"))})
-            theirs = p.sequences.get(T)
             rule = _rule(p, runs)
-            said, values, band = verdict(p.expect.get(model, p.solved), rule, runs)
-            rows.append(base | {
+            judged = judge(p, rule, runs, T)
+            rows.append(base | judged | {
                 "model": model, "T": T, "ours differs": "; ".join(diffs) or "same setup", "seeds": len(runs),
-                "solved": f"{len(solved)}/{len(runs)}", "sequences to solve": _span(seqs) if seqs else "",
-                "theirs": f"{theirs:,}" + (f" (ours/theirs {_span([s / theirs for s in seqs], '{:.1f}x')})"
-                                          if seqs else "") if theirs else "",
+                "sequences to solve": _span(seqs) if seqs else "", "theirs": theirs_text(p, T),
                 "loss/baseline": _span(losses, "{:.2%}") if losses else "",
-                "verdict": said, "band": rule.describe() if rule else "", "seed values": values,
-                "in the band": band, "runs": " ".join(r["run"] for r in runs)})
+                "band": rule.describe() if rule else "", "runs": " ".join(r["run"] for r in runs)})
     return rows
+
+
+def theirs_text(p: Published, T: int | None = None) -> str:
+    """The paper's number as the table shows it: '47% of 100' (a rate) or '74,000 (mean of 10)' (central)."""
+    fig = p.figure
+    if fig is None or p.solved is None:
+        return ""
+    if fig.kind == "central":
+        value = p.sequences.get(T)
+        return "" if value is None else f"{value:,}" + (f" (mean of {fig.n})" if fig.n else "")
+    return f"{fig.value:.0%}" + (f" of {fig.n}" if fig.n else " (runs: not read)")
 
 
 def paper_row(runs_dir: Path, run: PaperRun) -> dict[str, Any]:
@@ -319,8 +236,8 @@ def reproduction(papers: list[PaperRun], runs_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(reproduction_rows([paper_row(runs_dir, r) for r in papers] + grids))
 
 
-REPRODUCTION_KEYS = ["source", "setup", "model", "T", "seeds", "solved", "sequences to solve", "theirs",
-                     "loss/baseline", "verdict", "in the band", "ours differs"]
+REPRODUCTION_KEYS = ["source", "setup", "model", "T", "seeds", "solved", "theirs", "ours", "verdict",
+                     "would decide", "sequences to solve", "in the band", "ours differs"]
 
 
 def reproduction_markdown(table: pd.DataFrame, keys: list[str] = REPRODUCTION_KEYS) -> str:
