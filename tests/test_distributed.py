@@ -68,7 +68,8 @@ def test_ddp_on_two_cpu_processes_logs_once(tmp_path):
 
 
 @pytest.mark.slow  # two runs, one of them 2 processes
-def test_ddp_training_is_that_of_one_process(tmp_path):
+@pytest.mark.parametrize("model", ["lstm", "lru"])  # a fused kernel; the scan through parametrizations, two layers
+def test_ddp_training_is_that_of_one_process(tmp_path, model):
     """Each rank takes half of every (seed, step) batch and DDP averages the gradients: the same training as one
     process with the whole batch, up to the order of float summation. In float64 that order changes each gradient
     by at most γ_B ≈ 4e-15 relative (B = 32 terms), and 10 Adam steps keep it far below 1e-9 (measured: equal to
@@ -79,9 +80,9 @@ def test_ddp_training_is_that_of_one_process(tmp_path):
     ddp.mkdir(), single.mkdir()
     f64 = ("trainer.precision=64-true", "logger.mode=disabled")
     for folder, extra in ((ddp, DDP), (single, ())):
-        done = run_cli("train.py", *TINY, *f64, *extra, *where(folder), cwd=folder)
+        done = run_cli("train.py", *TINY, f"model={model}", *f64, *extra, *where(folder), cwd=folder)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    run_dir, ref_dir = (d / "runs" / "adding-T10-lstm-none-s0" for d in (ddp, single))
+    run_dir, ref_dir = (d / "runs" / f"adding-T10-{model}-none-s0" for d in (ddp, single))
     m, ref = read_json(run_dir / "metrics.json"), read_json(ref_dir / "metrics.json")
     assert read_json(run_dir / "run_info.json")["processes"] == 2
     assert m["test_loss"] == pytest.approx(ref["test_loss"], rel=1e-9)

@@ -50,6 +50,44 @@ def test_the_first_screen_holds_the_answer(smoke_study, tmp_path):
 
 
 @pytest.mark.skipif(chromium() is None and not os.environ.get("CI"), reason="no chromium (make browser)")
+@pytest.mark.skipif(chromium() is None and not os.environ.get("CI"), reason="no chromium (make browser)")
+def test_the_forest_plot_opens_the_literature_section_legibly(smoke_study, tmp_path):
+    """At 1280x800: the forest plot is the literature section's first figure, before its tables, within the window,
+    its text (>= 9 pt at 110 dpi) >= 10 px as shown; the smoke study's paper rows are drawn (under budget)."""
+    found = render(smoke_study / "reports" / "index.html", tmp_path / "page.png", full_page=True,
+                   boxes=("#literature", "#forest img", "#literature ~ table", "#geometry"))
+    boxes = found["boxes"]
+    (section,), (forest,), (geometry,) = boxes["#literature"], boxes["#forest img"], boxes["#geometry"]
+    assert section["top"] < forest["top"] < min(t["top"] for t in boxes["#literature ~ table"]) < geometry["top"]
+    assert forest["right"] <= VIEWPORT["width"] and forest["width"] / forest["naturalWidth"] >= 10 / 13.75, forest
+    repro = pd.read_csv(smoke_study / "results" / "summary" / "reproduction.csv")
+    from gradlab.report.forest import judged_rows
+
+    assert len(judged_rows(repro)) >= 1 and found["broken_images"] == []
+
+
+def test_the_forest_plot_draws_each_judged_row_and_leaves_the_rest(tmp_path):
+    """A rate row and a sequences row are drawn, each in its panel; a row not run or without a number is not."""
+    from gradlab.report.forest import forest_figure, judged_rows
+
+    rows = pd.DataFrame([
+        {"source": "Gers, Schmidhuber & Cummins 2000", "model": "lstm", "T": 500, "kind": "rate",
+         "verdict": "consistent", "ours point": 1.0, "ours lo": 0.4, "ours hi": 1.0, "theirs value": 0.47,
+         "theirs lo": 0.37, "theirs hi": 0.57},
+        {"source": "Hochreiter & Schmidhuber 1997, Exp. 4", "model": "lstm97", "T": 100, "kind": "central",
+         "verdict": "too few seeds", "ours point": 9e4, "ours lo": 6e4, "ours hi": float("inf"),
+         "theirs value": 74_000, "theirs lo": None, "theirs hi": None},
+        {"source": "Greff et al. 2017", "model": "nfg_lstm", "T": "", "kind": "", "verdict": "not run",
+         "ours point": None, "ours lo": None, "ours hi": None, "theirs value": None, "theirs lo": None,
+         "theirs hi": None}])
+    assert list(judged_rows(rows).model) == ["lstm", "lstm97"]
+    from PIL import Image
+
+    path = forest_figure(rows, tmp_path / "forest.png")
+    assert Image.open(path).size[1] > Image.open(path).size[0] / 4  # two panels stacked
+    assert forest_figure(rows.iloc[2:], tmp_path / "none.png") is None
+
+
 def test_the_record_steps_picture_is_the_first_screen_and_says_what_it_shows(smoke_study, tmp_path):
     """What pipelines/record_study.py does for README's picture, on the smoke study: the report's first screen at
     1280x800, its record (from the study's own record) in the PNG; a second take replaces it whole."""

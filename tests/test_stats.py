@@ -47,6 +47,9 @@ def test_seeds_to_decide():
     """0 of n against 18% and 0%: hi = 1 − 0.025^(1/n) drops below 0.18 at n = 19 (ln 0.025 / ln 0.82 = 18.6)."""
     assert seeds_to_decide(0.0, 0.0, 0.18) == 19
     assert seeds_to_decide(1.0, 1.0, 0.0) == 1  # one success: lo = 0.025 > 0, "it never solves" is out
+    # more seeds than we have: 1 of 3 against 1% and 47% holds both at n = 3; at n = 2 (k = round(2/3) = 1) it would
+    # not, by rounding alone (the cpu profile's first record said "2 seeds")
+    assert seeds_to_decide(1 / 3, 0.01, 0.47, have=3) > 3
     n = seeds_to_decide(0.5, 0.2, 0.8)  # a rate between the two: decided once the interval is narrower than ±0.3
     lo, hi = clopper_pearson(round(n / 2), n)
     assert not (lo <= 0.2 and hi >= 0.8)

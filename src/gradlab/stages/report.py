@@ -29,6 +29,7 @@ from gradlab.report.figures import (
     representatives,
     training_heatmaps,
 )
+from gradlab.report.forest import forest_figure
 from gradlab.report.html import figs, fold, html_table, write_page
 from gradlab.report.memory import memory_section
 from gradlab.report.stream import last_probe_along_the_stream, stream_section
@@ -178,7 +179,12 @@ def literature_section(df: pd.DataFrame, repro: pd.DataFrame | None, runs_dir: P
     """Each published result once, with its setup (the summary table and the reproduction table link to it); the
     reproduction table (verdicts computed by the summarize stage) and, for the continual stream, the cell-state norm
     and ‖∂ℓ/∂c_t‖ along the stream from each model's last training probe."""
-    parts = ['<h2 id="literature">Held against the literature</h2>', "<h3>Published results</h3>",
+    parts = ['<h2 id="literature">Held against the literature</h2>']
+    forest = forest_figure(repro, figdir / "forest.png") if repro is not None else None
+    if forest is not None:
+        parts.append('<div id="forest">' + figs([(forest, "Each judged claim: the paper's number against our interval over the seeds, "
+                                    "coloured by the verdict (the reproduction table below)")], wide=True) + "</div>")
+    parts += ["<h3>Published results</h3>",
              '<p class="note">Each with the setup it holds for, the cells of this study it speaks to and every way '
              "their runs' setup differs from it.</p>"]
     pub = published_results(df, runs_dir)

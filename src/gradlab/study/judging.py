@@ -189,7 +189,7 @@ def rate_judgement(fig: Figure, k: int, n: int, in_band: int, under: str = "") -
     if not lo <= fig.value <= hi:
         return out | {"verdict": "inconsistent"}
     if fig.other is not None and lo <= fig.other <= hi:
-        need = seeds_to_decide(k / n, fig.value, fig.other)
+        need = seeds_to_decide(k / n, fig.value, fig.other, have=n)
         return out | {"verdict": "too few seeds",
                       "would decide": f"{need} seeds at this rate" if need else "no number of seeds at this rate"}
     return out | {"verdict": "consistent"}

@@ -57,11 +57,12 @@ def median_interval(values: Sequence[float], level: float = LEVEL) -> tuple[floa
     return best
 
 
-def seeds_to_decide(rate: float, theirs: float, other: float, level: float = LEVEL, most: int = 1000) -> int | None:
-    """The fewest seeds n at which, with the observed rate held (k = round(rate·n)), the interval would no longer
-    hold both the paper's rate and the other answer's: the size of a run that would decide the question. None when
-    no n up to `most` does (the observed rate lies between the two, too close to tell)."""
-    for n in range(1, most + 1):
+def seeds_to_decide(rate: float, theirs: float, other: float, level: float = LEVEL, most: int = 1000,
+                    have: int = 0) -> int | None:
+    """The fewest seeds n > have at which, with the observed rate held (k = round(rate·n)), the interval would no
+    longer hold both the paper's rate and the other answer's: the size of a run that would decide the question. None
+    when no n up to `most` does (the observed rate lies between the two, too close to tell)."""
+    for n in range(have + 1, most + 1):
         lo, hi = clopper_pearson(round(rate * n), n, level)
         if not (lo <= theirs <= hi and lo <= other <= hi):
             return n
