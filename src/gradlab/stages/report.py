@@ -182,8 +182,9 @@ def literature_section(df: pd.DataFrame, repro: pd.DataFrame | None, runs_dir: P
     parts = ['<h2 id="literature">Held against the literature</h2>']
     forest = forest_figure(repro, figdir / "forest.png") if repro is not None else None
     if forest is not None:
-        parts.append('<div id="forest">' + figs([(forest, "Each judged claim: the paper's number against our interval over the seeds, "
-                                    "coloured by the verdict (the reproduction table below)")], wide=True) + "</div>")
+        caption = ("Each judged claim: the paper's number against our interval over the seeds, coloured by the "
+                   "verdict (the reproduction table below)")
+        parts.append('<div id="forest">' + figs([(forest, caption)], wide=True) + "</div>")
     parts += ["<h3>Published results</h3>",
              '<p class="note">Each with the setup it holds for, the cells of this study it speaks to and every way '
              "their runs' setup differs from it.</p>"]
